@@ -1,0 +1,18 @@
+// Each `tailor <verb>` lives in its own cmd_<verb>.cpp: it adds a CLI11 subcommand whose callback
+// parses nothing more and makes one library call.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace tailor::cli {
+
+void add_prepare(CLI::App& app);
+void add_synth(CLI::App& app);
+void add_demo(CLI::App& app);
+void add_init(CLI::App& app);
+void add_ask(CLI::App& app);
+void add_train(CLI::App& app);
+void add_eval(CLI::App& app);
+void add_serve(CLI::App& app);
+void add_describe(CLI::App& app);
+
+}  // namespace tailor::cli

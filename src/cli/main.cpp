@@ -1,0 +1,32 @@
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+#include "util/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tailor: product attributes and descriptions from catalog photos (BLIP-2 in C++)"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every command");
+  tailor::cli::add_prepare(app);
+  tailor::cli::add_synth(app);
+  tailor::cli::add_demo(app);
+  tailor::cli::add_init(app);
+  tailor::cli::add_ask(app);
+  tailor::cli::add_train(app);
+  tailor::cli::add_eval(app);
+  tailor::cli::add_serve(app);
+  tailor::cli::add_describe(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const tailor::Error& e) {
+    std::fprintf(stderr, "tailor: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tailor: internal error: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

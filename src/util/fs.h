@@ -1,0 +1,21 @@
+// Files: whole-file reads and crash-safe writes (temp file + fsync + rename), so a killed process
+// never leaves a half-written output behind.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tailor {
+
+std::string read_file(const std::string& path);                 // throws Error naming the path
+std::vector<uint8_t> read_file_bytes(const std::string& path);
+bool file_exists(const std::string& path);
+void make_dirs(const std::string& path);
+// Writes `data` to `path` atomically: readers see the old file or the whole new one.
+void write_file_atomic(const std::string& path, const std::string& data);
+void write_file_atomic(const std::string& path, const void* data, size_t size);
+// Appends one whole line (adds '\n') with a single write(2) and fsyncs; used for resumable JSONL.
+void append_line_durable(const std::string& path, const std::string& line);
+std::string join_path(const std::string& a, const std::string& b);
+
+}  // namespace tailor

@@ -1,0 +1,18 @@
+// Shared test helpers: where the repo and ../shared are, scratch directories, running the CLI.
+#pragma once
+#include <string>
+
+namespace tailor::test {
+
+std::string repo_root();
+// ../shared/data/fashion-products; fails the calling test with a clear message when missing.
+std::string fashion_catalog();
+std::string shared_dir();
+// A fresh empty directory under the build's temp area, removed when the process exits normally.
+std::string temp_dir(const std::string& name);
+struct CmdResult { int status; std::string output; };
+// Runs a shell command, capturing stdout+stderr.
+CmdResult run_cmd(const std::string& cmd);
+std::string tailor_bin();
+
+}  // namespace tailor::test
