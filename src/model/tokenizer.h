@@ -1,0 +1,43 @@
+// The T5 tokenizer: a SentencePiece model (spiece.model) with HF T5Tokenizer's behaviour —
+// pad=0, eos "</s>"=1 appended on encode, unk=2, <extra_id_0..N-1> mapped to the top ids
+// (<extra_id_0> = piece_count + N - 1), decode skipping special tokens.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sentencepiece {
+class SentencePieceProcessor;
+}
+
+namespace tailor {
+
+class T5Tokenizer {
+ public:
+  // Error names the path when the file is missing or not a SentencePiece model.
+  static T5Tokenizer load(const std::string& spiece_model_path, int extra_ids = 100);
+  T5Tokenizer(T5Tokenizer&&) noexcept;
+  T5Tokenizer& operator=(T5Tokenizer&&) noexcept;
+  ~T5Tokenizer();
+
+  std::vector<int64_t> encode(const std::string& text, bool add_eos = true) const;
+  std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = true) const;
+  int64_t pad_id() const { return 0; }
+  int64_t eos_id() const { return 1; }
+  int64_t unk_id() const { return 2; }
+  int64_t vocab_size() const;  // pieces + extra ids
+  int64_t piece_count() const;
+
+ private:
+  T5Tokenizer() = default;
+  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  int extra_ids_ = 100;
+};
+
+// Trains a unigram SentencePiece model with T5's special-token layout on `corpus` (one sentence per
+// entry) and writes it to out_path. Deterministic for the same corpus and vocab size.
+void train_t5_sentencepiece(const std::vector<std::string>& corpus, int vocab_size,
+                            const std::string& out_path);
+
+}  // namespace tailor
