@@ -71,6 +71,8 @@ static ImageRGB decode_jpeg(const uint8_t* data, size_t size) {
   int w = 0, h = 0, subsamp = 0, colorspace = 0;
   if (tjDecompressHeader3(tj, data, static_cast<unsigned long>(size), &w, &h, &subsamp, &colorspace) != 0)
     throw fail("header");
+  if ((w <= 0 || h <= 0) && !has_end)
+    throw Error("truncated JPEG (" + std::to_string(size) + " bytes, no end-of-image marker): no frame header");
   if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > kMaxPixels)
     throw Error("corrupt JPEG data: implausible size " + std::to_string(w) + "x" + std::to_string(h));
   ImageRGB img;
@@ -134,11 +136,14 @@ static bool png_decode_into(png_structp png, png_infop info, PngReadState* st, I
   if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   if (bit_depth == 16) png_set_strip_16(png);
   if (color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
-  if (color_type & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+  // Palette expansion also turns tRNS into an alpha channel; drop it like a real one.
+  if ((color_type & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS)) png_set_strip_alpha(png);
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
   if (png_get_rowbytes(png, info) != static_cast<size_t>(w) * 3) {
-    std::snprintf(st->error, sizeof st->error, "unexpected row layout after conversion to RGB");
+    std::snprintf(st->error, sizeof st->error,
+                  "unexpected row layout after conversion to RGB (colour type %d, bit depth %d, %zu bytes per row)",
+                  color_type, bit_depth, static_cast<size_t>(png_get_rowbytes(png, info)));
     return false;
   }
   img->width = static_cast<int>(w);
