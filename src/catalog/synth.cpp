@@ -162,14 +162,14 @@ static cairo_pattern_t* make_fabric(const std::string& pattern, Rgb base, Rgb se
   set_rgb(t, base);
   cairo_paint(t);
   if (pattern == "Striped") {
-    double w = std::round(p * 0.38);
+    double w = std::round(p * 0.45);
     set_rgb(t, second);
     if (vertical) cairo_rectangle(t, 0, 0, w, p);
     else cairo_rectangle(t, 0, 0, p, w);
     cairo_fill(t);
   } else {
-    double w = std::round(p * 0.3);
-    set_rgba(t, second, 0.85);
+    double w = std::round(p * 0.32);
+    set_rgba(t, second, 0.9);
     cairo_rectangle(t, 0, 0, p, w);
     cairo_fill(t);
     cairo_rectangle(t, 0, 0, w, p);
@@ -250,7 +250,7 @@ ImageRGB synth_render(const SynthProduct& p, uint64_t seed, int index) {
   double scale = r.uniform(0.86, 1.0);
   double angle = r.uniform(-6, 6) * M_PI / 180;
   double dx = r.uniform(-10, 10), dy = r.uniform(-8, 8);
-  double period = r.uniform(17, 24);
+  double period = r.uniform(26, 34);  // bold: 7-10 px at 64x64
   bool vertical = r.chance(0.5);
 
   cairo_surface_t* surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, kSize, kSize);
