@@ -73,7 +73,7 @@ class BedrockWriter : public Writer {
 
  private:
   std::vector<std::string> secrets() const {
-    return {creds_.secret_access_key, creds_.session_token, creds_.access_key_id, bearer_};
+    return known_secrets({creds_.secret_access_key, creds_.session_token, creds_.access_key_id, bearer_});
   }
 
   std::string error_text(const HttpResponse& r) const {

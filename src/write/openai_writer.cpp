@@ -44,11 +44,11 @@ class OpenAIWriter : public Writer {
     if (!key_.empty()) req.headers.push_back({"Authorization", "Bearer " + key_});
     HttpResponse r = http_send(req, config_.http);
     if (r.transport != TransportError::none || r.status < 200 || r.status > 299)
-      throw Error(redact(error_text(r), {key_}));
+      throw Error(redact(error_text(r), known_secrets({key_})));
     auto j = nlohmann::json::parse(r.body, nullptr, false);
     if (j.is_discarded())
       throw Error(redact(url_ + " answered HTTP " + std::to_string(r.status) + " with a body that is not JSON: " +
-                             error_body_message(r.body), {key_}));
+                             error_body_message(r.body), known_secrets({key_})));
     const nlohmann::json* content = nullptr;
     if (j.is_object() && j.contains("choices") && j["choices"].is_array() && !j["choices"].empty() &&
         j["choices"][0].is_object() && j["choices"][0].contains("message") && j["choices"][0]["message"].is_object() &&
@@ -56,7 +56,7 @@ class OpenAIWriter : public Writer {
       content = &j["choices"][0]["message"]["content"];
     if (!content || !content->is_string())
       throw Error(redact(url_ + ": the answer has no choices[0].message.content (model \"" + model_ +
-                             "\"): " + error_body_message(r.body), {key_}));
+                             "\"): " + error_body_message(r.body), known_secrets({key_})));
     std::string text = content->get<std::string>();
     if (text.empty()) throw Error(url_ + " returned an empty description (model \"" + model_ + "\")");
     return text;

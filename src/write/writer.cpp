@@ -1,5 +1,7 @@
 #include "write/writer.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
@@ -48,6 +50,18 @@ std::string error_body_message(const std::string& body) {
     if (c == '\n' || c == '\r' || c == '\t') c = ' ';
   if (msg.size() > 300) msg = msg.substr(0, 300) + "...";
   return msg.empty() ? "(empty body)" : msg;
+}
+
+std::vector<std::string> known_secrets(const std::vector<std::string>& extra) {
+  std::vector<std::string> out = extra;
+  for (const char* name : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK",
+                           "OPENAI_API_KEY"}) {
+    const char* v = std::getenv(name);
+    if (v && *v) out.push_back(v);
+  }
+  // Longest first, so a secret that contains another is replaced whole.
+  std::sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  return out;
 }
 
 std::unique_ptr<Writer> make_writer(const WriterConfig& config) {

@@ -65,6 +65,10 @@ std::unique_ptr<Writer> make_offline_writer(const WriterConfig& config);
 std::unique_ptr<Writer> make_bedrock_writer(const WriterConfig& config);
 std::unique_ptr<Writer> make_openai_writer(const WriterConfig& config);
 
+// Every secret value the writers may hold (AWS keys and session token, Bedrock API key, the OpenAI
+// key variable's value, plus `extra`): what errors are scrubbed of, whatever a server echoes back.
+std::vector<std::string> known_secrets(const std::vector<std::string>& extra = {});
+
 // The "message" of a JSON error body (or the body's start), on one line, at most 300 characters.
 std::string error_body_message(const std::string& body);
 
