@@ -499,8 +499,9 @@ void Server::install_routes() {
     res.set_content(error_body(message), "application/json");
   });
 
-  // One JSON line per request, and the request metrics. Never logs headers (the bearer token).
-  http.set_logger([this](const Request& req, const Response& res) {
+  // One JSON line per request, and the request metrics, just before the response is written (so a
+  // client that has its answer also finds it counted). Never logs headers (the bearer token).
+  http.set_post_routing_handler([this](const Request& req, Response& res) {
     double seconds = t_request.active ? std::chrono::duration<double>(Clock::now() - t_request.start).count() : 0.0;
     metrics_.count_request(req.path, res.status, seconds);
     ordered_json j;
