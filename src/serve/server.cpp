@@ -1,11 +1,15 @@
 #include "serve/server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -24,6 +28,14 @@ using ordered_json = nlohmann::ordered_json;
 struct HttpError {
   int status;
   std::string message;
+};
+
+// httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed when Debian built the
+// library): a burst of new clients overflows it and connections get dropped. This subclass reaches
+// the listening socket so start() can raise the backlog (listen(2) again on a listening socket
+// only updates it).
+struct HttpServer : httplib::Server {
+  int listening_socket() const { return static_cast<int>(svr_sock_); }
 };
 
 struct Server::Reply {
@@ -153,8 +165,43 @@ static GenerationOptions parse_parameters(const json& body, const ServeOptions& 
   return o;
 }
 
-static std::shared_ptr<const ImageRGB> decode_image_bytes(const uint8_t* data, size_t size, const std::string& what) {
+// Width and height from a PNG IHDR or a JPEG SOFn header, without decoding; {0, 0} when not found
+// (the decoder then says what is wrong). Lets a small compressed "bomb" be refused before it is
+// inflated to gigabytes.
+static std::pair<uint32_t, uint32_t> peek_image_size(const uint8_t* d, size_t n) {
+  auto be16 = [&](size_t i) { return uint32_t(d[i]) << 8 | d[i + 1]; };
+  auto be32 = [&](size_t i) { return be16(i) << 16 | be16(i + 2); };
+  if (n >= 24 && d[0] == 0x89 && d[1] == 'P' && d[2] == 'N' && d[3] == 'G' && std::memcmp(d + 12, "IHDR", 4) == 0)
+    return {be32(16), be32(20)};
+  if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) return {0, 0};
+  size_t i = 2;
+  while (i + 4 <= n) {
+    if (d[i] != 0xFF) return {0, 0};
+    uint8_t marker = d[i + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++i;
+      continue;
+    }
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {  // no length field
+      i += 2;
+      continue;
+    }
+    if (marker == 0xDA || marker == 0xD9) return {0, 0};  // scan data or end before any frame header
+    uint32_t len = be16(i + 2);
+    bool sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+    if (sof && i + 9 <= n) return {be16(i + 7), be16(i + 5)};
+    i += 2 + len;
+  }
+  return {0, 0};
+}
+
+static std::shared_ptr<const ImageRGB> decode_image_bytes(const uint8_t* data, size_t size, const std::string& what,
+                                                          uint64_t max_pixels) {
   if (size == 0) throw HttpError{400, what + " is empty"};
+  auto [w, h] = peek_image_size(data, size);
+  if (uint64_t(w) * h > max_pixels)
+    throw HttpError{400, what + " is " + std::to_string(w) + "x" + std::to_string(h) + " pixels, over the limit of " +
+                             std::to_string(max_pixels) + " pixels"};
   auto img = std::make_shared<ImageRGB>();
   try {
     *img = decode_image(data, size);
@@ -171,7 +218,7 @@ static std::shared_ptr<const ImageRGB> decode_image_bytes(const uint8_t* data, s
 }
 
 // The "image" field: base64, optionally as a data URL ("data:image/png;base64,....").
-static std::shared_ptr<const ImageRGB> image_from_json(const json& body) {
+static std::shared_ptr<const ImageRGB> image_from_json(const json& body, uint64_t max_pixels) {
   if (!body.contains("image")) throw HttpError{400, "missing field \"image\" (base64 JPEG or PNG)"};
   const json& v = body["image"];
   if (!v.is_string()) throw HttpError{400, "field \"image\" must be a base64 string, got " + std::string(v.type_name())};
@@ -189,7 +236,7 @@ static std::shared_ptr<const ImageRGB> image_from_json(const json& body) {
   } catch (const Error& e) {
     throw HttpError{400, std::string("field \"image\": ") + e.what()};
   }
-  return decode_image_bytes(bytes.data(), bytes.size(), "field \"image\"");
+  return decode_image_bytes(bytes.data(), bytes.size(), "field \"image\"", max_pixels);
 }
 
 // Strips "Question: ... Answer:" to compare the question itself with the model's templates.
@@ -276,7 +323,7 @@ Server::Reply Server::handle_invocations(const std::string& content_type, const 
   std::vector<Question> questions;
   GenerationOptions options;
   if (body_kind(content_type, body) == BodyKind::Image) {
-    image = decode_image_bytes(reinterpret_cast<const uint8_t*>(body.data()), body.size(), "the image body");
+    image = decode_image_bytes(reinterpret_cast<const uint8_t*>(body.data()), body.size(), "the image body", options_.max_image_pixels);
     questions = all_questions(task);
   } else {
     json j = parse_json_object(body);
@@ -294,7 +341,7 @@ Server::Reply Server::handle_invocations(const std::string& content_type, const 
     } else {
       questions = all_questions(task);
     }
-    image = image_from_json(j);
+    image = image_from_json(j, options_.max_image_pixels);
   }
   std::vector<std::string> texts = ask(arrival, image, questions, options, options_, queue_);
   Answers a = parse_answers(questions, texts);
@@ -313,7 +360,7 @@ Server::Reply Server::handle_describe(const std::string& content_type, const std
   GenerationOptions options;
   std::map<std::string, std::string> known;
   if (body_kind(content_type, body) == BodyKind::Image) {
-    image = decode_image_bytes(reinterpret_cast<const uint8_t*>(body.data()), body.size(), "the image body");
+    image = decode_image_bytes(reinterpret_cast<const uint8_t*>(body.data()), body.size(), "the image body", options_.max_image_pixels);
   } else {
     json j = parse_json_object(body);
     reject_unknown_fields(j, {"image", "attributes", "parameters"}, "the request");
@@ -327,7 +374,7 @@ Server::Reply Server::handle_describe(const std::string& content_type, const std
         known[it.key()] = it.value().get<std::string>();
       }
     }
-    image = image_from_json(j);
+    image = image_from_json(j, options_.max_image_pixels);
   }
   // Ask the model only what the caller does not already know.
   std::vector<Question> questions;
@@ -523,7 +570,7 @@ void Server::install_routes() {
 int Server::start() {
   std::lock_guard<std::mutex> lock(stop_mutex_);
   if (started_) throw Error("the server is already started");
-  http_ = std::make_unique<httplib::Server>();
+  http_ = std::make_unique<HttpServer>();
   const int threads = std::max(1, options_.http_threads);
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   http_->set_payload_max_length(options_.max_payload_bytes);
@@ -542,6 +589,8 @@ int Server::start() {
                   " (address in use or not available)");
     port_ = options_.port;
   }
+  if (::listen(static_cast<HttpServer&>(*http_).listening_socket(), SOMAXCONN) != 0)
+    throw Error(std::string("cannot set the listen backlog: ") + std::strerror(errno));
   listener_ = std::thread([this] { http_->listen_after_bind(); });
   // stop() only works once httplib is running; don't hand back a server that cannot be stopped.
   while (!http_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));

@@ -47,6 +47,7 @@ struct ServeOptions {
   int max_new_tokens_limit = 512;   // largest accepted parameters.max_new_tokens
   int max_num_beams = 8;            // largest accepted parameters.num_beams
   size_t max_prompt_bytes = 4096;
+  uint64_t max_image_pixels = 50'000'000;  // refused before decoding (a 6 MB PNG can hold gigapixels)
   Describer describer;              // null: /describe returns attributes only
   // One JSON line per request; default (null) writes it to stderr.
   std::function<void(const std::string& line)> log_line;

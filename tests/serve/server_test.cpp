@@ -184,7 +184,10 @@ struct Reply {
 };
 Reply reply_of(const httplib::Result& r) {
   Reply out;
-  if (!r) return out;
+  if (!r) {
+    out.text = "no response: " + httplib::to_string(r.error());
+    return out;
+  }
   out.status = r->status;
   out.text = r->body;
   out.body = json::parse(r->body, nullptr, false);
@@ -403,6 +406,27 @@ TEST(Serve, BadInputsGetStatusAndJsonError) {
   EXPECT_EQ(reply_of(c.Get("/ping")).status, 200);
 }
 
+TEST(Serve, OversizedImagesAreRefusedBeforeDecoding) {
+  std::string jpeg = read_file(test::fashion_catalog() + "/images/10000.jpg");
+  ImageRGB real = decode_image(reinterpret_cast<const uint8_t*>(jpeg.data()), jpeg.size());
+  ServeOptions o = test_options();
+  o.max_image_pixels = uint64_t(real.width) * real.height - 1;  // the real photo is one pixel too many
+  TestServer s(o);
+  std::string size = std::to_string(real.width) + "x" + std::to_string(real.height) + " pixels";
+  Reply r = post_raw(s, jpeg, "image/jpeg");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.value("error", "").find(size), std::string::npos) << r.text;
+  // A PNG whose header claims 30000 x 30000 (a decompression bomb) is refused from its header.
+  std::string png = png_of(1, 2, 3, 1, 1);
+  const unsigned char dims[8] = {0, 0, 0x75, 0x30, 0, 0, 0x75, 0x30};
+  png.replace(16, 8, reinterpret_cast<const char*>(dims), 8);
+  r = post_json(s, {{"image", b64(png)}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.value("error", "").find("30000x30000 pixels"), std::string::npos) << r.text;
+  EXPECT_EQ(post_raw(s, png_of(1, 2, 3), "image/png").status, 200);  // small ones still pass
+  EXPECT_EQ(s.probe->snapshot().size(), 1u);
+}
+
 TEST(Serve, RandomBodiesNeverCrashTheServer) {
   TestServer s;
   std::mt19937 rng(1234);
@@ -464,7 +488,10 @@ TEST(Serve, ConcurrentClientsGetTheirOwnAnswersInSharedBatches) {
       std::string body = json{{"image", b64(png_of(r, g, b))}, {"prompt", question_of("Pattern")}}.dump();
       for (int i = 0; i < kEach; ++i) {
         Reply rep = reply_of(c.Post("/invocations", body, "application/json"));
-        if (rep.status != 200 || rep.body.value("Pattern", "") != rgb_text({r, g, b})) ++wrong;
+        if (rep.status != 200 || rep.body.value("Pattern", "") != rgb_text({r, g, b})) {
+          ++wrong;
+          ADD_FAILURE() << "client " << t << " request " << i << ": " << rep.status << " " << rep.text;
+        }
       }
     });
   }
