@@ -1,11 +1,23 @@
+#include <cstdio>
+
 #include "cli/commands.h"
-#include "util/error.h"
+#include "model/presets.h"
+#include "util/torch_threads.h"
 
 namespace tailor::cli {
 
 void add_init(CLI::App& app) {
-  auto* cmd = app.add_subcommand("init", "(not built yet)");
-  cmd->callback([] { throw Error("tailor init is not built yet"); });
+  auto* cmd = app.add_subcommand("init", "Write a randomly initialised BLIP-2 model directory (HF layout)");
+  auto o = std::make_shared<InitOptions>();
+  cmd->add_option("--preset", o->preset, "tiny, small or blip2-flan-t5-xl")->capture_default_str();
+  cmd->add_option("--out", o->out_dir, "Output directory")->required();
+  cmd->add_option("--seed", o->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--dtype", o->dtype, "Weights as written: f32 or bf16")->capture_default_str();
+  cmd->callback([o] {
+    init_torch_threads();
+    int64_t n = init_model_dir(*o);
+    std::printf("wrote %s: preset %s, %lld parameters\n", o->out_dir.c_str(), o->preset.c_str(), (long long)n);
+  });
 }
 
 }  // namespace tailor::cli

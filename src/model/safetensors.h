@@ -32,6 +32,8 @@ class SafetensorsFile {
   // file and not overlapping.
   static std::unique_ptr<SafetensorsFile> open(const std::string& path);
   ~SafetensorsFile();
+  SafetensorsFile(const SafetensorsFile&) = delete;  // owns the mapping
+  SafetensorsFile& operator=(const SafetensorsFile&) = delete;
   const std::string& path() const { return path_; }
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }

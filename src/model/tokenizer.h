@@ -28,10 +28,18 @@ class T5Tokenizer {
   int64_t unk_id() const { return 2; }
   int64_t vocab_size() const;  // pieces + extra ids
   int64_t piece_count() const;
+  int64_t extra_id(int n) const;  // id of <extra_id_n>; Error when n is out of range
 
  private:
   T5Tokenizer() = default;
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  bool match_special(const std::string& text, size_t pos, int64_t* id, size_t* len) const;
+  void encode_plain(const std::string& segment, std::vector<int64_t>* out) const;
+  bool is_special(int64_t id) const;
+  std::string id_to_token(int64_t id) const;
+
+  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;            // the model as written
+  std::unique_ptr<sentencepiece::SentencePieceProcessor> normalizer_sp_;  // charsmap only (HF's Precompiled)
+  std::unique_ptr<sentencepiece::SentencePieceProcessor> viterbi_sp_;     // no normalization: Unigram only
   int extra_ids_ = 100;
 };
 

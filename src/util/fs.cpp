@@ -54,11 +54,15 @@ static void write_all(int fd, const char* p, size_t n, const std::string& path) 
 }
 
 void write_file_atomic(const std::string& path, const void* data, size_t size) {
+  write_file_atomic_parts(path, {ByteSpan{data, size}});
+}
+
+void write_file_atomic_parts(const std::string& path, const std::vector<ByteSpan>& parts) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw Error("cannot create " + tmp + ": " + errno_text());
   try {
-    write_all(fd, static_cast<const char*>(data), size, tmp);
+    for (const ByteSpan& part : parts) write_all(fd, static_cast<const char*>(part.data), part.size, tmp);
     if (::fsync(fd) != 0) throw Error("cannot fsync " + tmp + ": " + errno_text());
   } catch (...) {
     ::close(fd);

@@ -14,6 +14,9 @@ void make_dirs(const std::string& path);
 // Writes `data` to `path` atomically: readers see the old file or the whole new one.
 void write_file_atomic(const std::string& path, const std::string& data);
 void write_file_atomic(const std::string& path, const void* data, size_t size);
+// Same, from several buffers written one after another (large files without one giant copy).
+struct ByteSpan { const void* data; size_t size; };
+void write_file_atomic_parts(const std::string& path, const std::vector<ByteSpan>& parts);
 // Appends one whole line (adds '\n') with a single write(2) and fsyncs; used for resumable JSONL.
 void append_line_durable(const std::string& path, const std::string& line);
 std::string join_path(const std::string& a, const std::string& b);

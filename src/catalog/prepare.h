@@ -1,0 +1,95 @@
+// tailor prepare: a Kaggle-layout catalog (styles.csv, styles/<id>.json, images/<id>.jpg) becomes
+// visual question/answer pairs, split by product into train and val.
+//
+// Rules (see docs/catalog.md for the why):
+// - styles.csv lists the products (one row each). A row with the wrong number of fields, an empty or
+//   non-numeric id, or an id already seen is skipped as "malformed CSV row".
+// - styles/<id>.json is the truth for attributes: data.articleAttributes[<attribute>], except
+//   baseColour = data.baseColour and the article type = data.articleType.typeName. Where the JSON
+//   lacks the article type or baseColour, the CSV's articleType/baseColour column is used; where both
+//   have one and they differ, the JSON wins and the difference is listed in manifest "warnings".
+// - One pair per product and selected attribute; a value "NA" or empty (after trimming) gives none.
+// - The image is images/<id>.jpg (or images/<id>.png when there is no .jpg); it is fully decoded,
+//   whatever its name says, and a product whose image fails is skipped with the reason.
+// - Products of other article types are left out (counted, not listed). Products of a selected type
+//   without any usable attribute value are counted and listed (no pair, nothing to train on).
+// - The split is by product: the products that have pairs are ordered by a hash of (seed, id), and
+//   the first round(val_fraction * n) go to val. Same catalog + seed → same split.
+#pragma once
+#include <cstdint>
+#include <cstddef>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "catalog/attributes.h"
+
+namespace tailor {
+
+struct PrepareOptions {
+  std::string catalog_dir;
+  std::string out_dir;
+  std::vector<std::string> article_types = {"Shirts", "Tshirts"};  // empty = every article type
+  std::vector<AttributeSpec> attributes = default_attributes();
+  double val_fraction = 0.2;
+  uint64_t seed = 42;
+  int threads = 0;  // 0 = one per core
+  bool progress = true;
+};
+
+// One input item that could not be used, and why.
+struct SkippedItem {
+  std::string reason;  // one of the kSkip* names below
+  std::string file;    // the file at fault (styles.csv:LINE for CSV rows)
+  std::string detail;  // what exactly is wrong
+};
+
+// Reason names (stable: tests and the manifest use them).
+extern const char* const kSkipMalformedCsvRow;  // "malformed CSV row"
+extern const char* const kSkipMissingJson;      // "missing JSON"
+extern const char* const kSkipInvalidJson;      // "invalid JSON"
+extern const char* const kSkipMissingImage;     // "missing image"
+extern const char* const kSkipTruncatedImage;   // "truncated image"
+extern const char* const kSkipBadImage;         // "undecodable image"
+
+struct PrepareSummary {
+  std::string catalog_dir, out_dir;
+  int64_t csv_rows = 0;              // data rows in styles.csv
+  int64_t products_other_type = 0;   // left out: article type not selected
+  int64_t products_selected = 0;     // of a selected type, read without error
+  int64_t products_without_pairs = 0;
+  int64_t products_train = 0, products_val = 0;
+  int64_t pairs_train = 0, pairs_val = 0;
+  // attribute -> value -> pair count, per split
+  std::map<std::string, std::map<std::string, int64_t>> train_counts, val_counts;
+  std::map<std::string, int64_t> na_values;  // attribute -> products whose value was "NA"/empty/absent
+  std::map<std::string, int64_t> skipped_by_reason;
+  std::vector<SkippedItem> skipped;       // in catalog order
+  std::vector<std::string> warnings;      // CSV/JSON disagreements
+  std::vector<std::string> ids_without_pairs;
+  double seconds = 0;
+  std::vector<std::string> outputs;       // paths written
+};
+
+// Reads, checks and writes everything (train.jsonl, val.jsonl, vqa_train.csv, vqa_test.csv,
+// manifest.json in out_dir, each written atomically). Throws Error only for problems with the whole
+// run (no styles.csv, unusable header, bad options, cannot write); bad items are skipped and reported.
+// The caller decides what "nothing usable" means (see prepare_has_pairs).
+PrepareSummary prepare_catalog(const PrepareOptions& opt);
+inline bool prepare_has_pairs(const PrepareSummary& s) { return s.pairs_train + s.pairs_val > 0; }
+
+// Human-readable summary: counts, pairs per attribute, every skipped item with file and reason.
+std::string format_prepare_summary(const PrepareSummary& s, size_t max_listed = SIZE_MAX);
+
+// Splits "a, b,c" → {"a","b","c"} (trimmed, empty items dropped).
+std::vector<std::string> split_comma_list(const std::string& text);
+// Splits "Shirts,Tshirts" → {"Shirts","Tshirts"}; "all" or "" → {} (every type).
+std::vector<std::string> parse_article_types(const std::string& text);
+
+// RFC 4180 CSV record parsing, exposed for tests: splits one logical line into fields.
+// Returns false (with why) for an unterminated quote or stray characters after a closing quote.
+bool parse_csv_line(const std::string& line, std::vector<std::string>* fields, std::string* why);
+// Quotes a field for CSV output when it contains a comma, quote, CR or LF.
+std::string csv_field(const std::string& s);
+
+}  // namespace tailor

@@ -1,0 +1,214 @@
+#include "model/config.h"
+
+#include <nlohmann/json.hpp>
+
+#include "util/error.h"
+#include "util/fs.h"
+
+namespace tailor {
+
+using json = nlohmann::json;
+
+namespace {
+
+// Reads key into out when present; a present key of the wrong type is an error naming it.
+template <typename T>
+void get(const json& j, const char* key, T* out, const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return;
+  try {
+    *out = it->get<T>();
+  } catch (const json::exception&) {
+    throw Error(where + ": field \"" + key + "\" has the wrong type (" + it->dump() + ")");
+  }
+}
+
+void need_positive(int64_t v, const char* key, const std::string& where) {
+  if (v <= 0) throw Error(where + ": field \"" + std::string(key) + "\" must be positive, got " + std::to_string(v));
+}
+
+VisionConfig parse_vision(const json& j, const std::string& w) {
+  VisionConfig c;
+  get(j, "hidden_size", &c.hidden_size, w);
+  get(j, "intermediate_size", &c.intermediate_size, w);
+  get(j, "num_hidden_layers", &c.num_hidden_layers, w);
+  get(j, "num_attention_heads", &c.num_attention_heads, w);
+  get(j, "image_size", &c.image_size, w);
+  get(j, "patch_size", &c.patch_size, w);
+  get(j, "hidden_act", &c.hidden_act, w);
+  get(j, "layer_norm_eps", &c.layer_norm_eps, w);
+  get(j, "qkv_bias", &c.qkv_bias, w);
+  need_positive(c.hidden_size, "hidden_size", w);
+  need_positive(c.num_attention_heads, "num_attention_heads", w);
+  need_positive(c.patch_size, "patch_size", w);
+  if (c.hidden_size % c.num_attention_heads != 0)
+    throw Error(w + ": hidden_size must be a multiple of num_attention_heads");
+  if (c.image_size % c.patch_size != 0) throw Error(w + ": image_size must be a multiple of patch_size");
+  return c;
+}
+
+QFormerConfig parse_qformer(const json& j, const std::string& w) {
+  QFormerConfig c;
+  get(j, "hidden_size", &c.hidden_size, w);
+  get(j, "num_hidden_layers", &c.num_hidden_layers, w);
+  get(j, "num_attention_heads", &c.num_attention_heads, w);
+  get(j, "intermediate_size", &c.intermediate_size, w);
+  get(j, "hidden_act", &c.hidden_act, w);
+  get(j, "layer_norm_eps", &c.layer_norm_eps, w);
+  get(j, "cross_attention_frequency", &c.cross_attention_frequency, w);
+  get(j, "encoder_hidden_size", &c.encoder_hidden_size, w);
+  get(j, "hidden_dropout_prob", &c.hidden_dropout_prob, w);
+  get(j, "attention_probs_dropout_prob", &c.attention_probs_dropout_prob, w);
+  bool text_input = false;
+  get(j, "use_qformer_text_input", &text_input, w);
+  if (text_input) throw Error(w + ": use_qformer_text_input=true (InstructBLIP-style) is not supported");
+  need_positive(c.hidden_size, "hidden_size", w);
+  need_positive(c.num_attention_heads, "num_attention_heads", w);
+  need_positive(c.cross_attention_frequency, "cross_attention_frequency", w);
+  if (c.hidden_size % c.num_attention_heads != 0)
+    throw Error(w + ": hidden_size must be a multiple of num_attention_heads");
+  return c;
+}
+
+T5Config parse_t5(const json& j, const std::string& w) {
+  T5Config c;
+  std::string model_type = "t5";
+  get(j, "model_type", &model_type, w);
+  if (model_type != "t5")
+    throw Error(w + ": model_type \"" + model_type + "\" is not supported (tailor runs BLIP-2 with a T5 language model)");
+  get(j, "vocab_size", &c.vocab_size, w);
+  get(j, "d_model", &c.d_model, w);
+  get(j, "d_kv", &c.d_kv, w);
+  get(j, "d_ff", &c.d_ff, w);
+  get(j, "num_layers", &c.num_layers, w);
+  c.num_decoder_layers = c.num_layers;
+  get(j, "num_decoder_layers", &c.num_decoder_layers, w);
+  get(j, "num_heads", &c.num_heads, w);
+  get(j, "relative_attention_num_buckets", &c.relative_attention_num_buckets, w);
+  get(j, "relative_attention_max_distance", &c.relative_attention_max_distance, w);
+  get(j, "dropout_rate", &c.dropout_rate, w);
+  get(j, "layer_norm_epsilon", &c.layer_norm_epsilon, w);
+  get(j, "feed_forward_proj", &c.feed_forward_proj, w);
+  // HF derives the activation from feed_forward_proj ("gated-gelu" historically means tanh GELU);
+  // explicit dense_act_fn / is_gated_act in the file win, as in transformers 4.x (BLIP-2's T5:
+  // feed_forward_proj "gelu", dense_act_fn "gelu", is_gated_act true = gated exact GELU).
+  size_t dash = c.feed_forward_proj.find('-');
+  c.is_gated_act = dash != std::string::npos && c.feed_forward_proj.substr(0, dash) == "gated";
+  c.dense_act_fn = dash == std::string::npos ? c.feed_forward_proj : c.feed_forward_proj.substr(dash + 1);
+  if (c.feed_forward_proj == "gated-gelu") c.dense_act_fn = "gelu_new";
+  get(j, "dense_act_fn", &c.dense_act_fn, w);
+  get(j, "is_gated_act", &c.is_gated_act, w);
+  get(j, "tie_word_embeddings", &c.tie_word_embeddings, w);
+  c.scale_decoder_outputs = c.tie_word_embeddings;
+  get(j, "scale_decoder_outputs", &c.scale_decoder_outputs, w);
+  get(j, "pad_token_id", &c.pad_token_id, w);
+  get(j, "eos_token_id", &c.eos_token_id, w);
+  c.decoder_start_token_id = c.pad_token_id;
+  get(j, "decoder_start_token_id", &c.decoder_start_token_id, w);
+  for (auto* act : {"gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu"})
+    if (c.dense_act_fn == act) goto act_ok;
+  throw Error(w + ": unsupported activation dense_act_fn \"" + c.dense_act_fn + "\"");
+act_ok:
+  need_positive(c.vocab_size, "vocab_size", w);
+  need_positive(c.d_model, "d_model", w);
+  need_positive(c.num_heads, "num_heads", w);
+  need_positive(c.d_kv, "d_kv", w);
+  return c;
+}
+
+}  // namespace
+
+Blip2Config parse_blip2_config(const std::string& text, const std::string& where) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    throw Error(where + ": invalid JSON: " + e.what());
+  }
+  if (!j.is_object()) throw Error(where + ": expected a JSON object");
+  std::string model_type;
+  get(j, "model_type", &model_type, where);
+  if (!model_type.empty() && model_type != "blip-2")
+    throw Error(where + ": model_type \"" + model_type + "\" is not BLIP-2 (\"blip-2\")");
+  bool decoder_only = false;
+  get(j, "use_decoder_only_language_model", &decoder_only, where);
+  if (decoder_only) throw Error(where + ": decoder-only language models (OPT) are not supported; use a T5 BLIP-2");
+  Blip2Config c;
+  c.vision = parse_vision(j.value("vision_config", json::object()), where + " vision_config");
+  c.qformer = parse_qformer(j.value("qformer_config", json::object()), where + " qformer_config");
+  c.text = parse_t5(j.value("text_config", json::object()), where + " text_config");
+  get(j, "num_query_tokens", &c.num_query_tokens, where);
+  int64_t idx = -1;
+  if (j.contains("image_token_index") && !j["image_token_index"].is_null()) get(j, "image_token_index", &idx, where);
+  else if (j.contains("image_token_id") && !j["image_token_id"].is_null()) get(j, "image_token_id", &idx, where);
+  c.image_token_index = idx;
+  need_positive(c.num_query_tokens, "num_query_tokens", where);
+  if (c.qformer.encoder_hidden_size != c.vision.hidden_size)
+    throw Error(where + ": qformer_config.encoder_hidden_size (" + std::to_string(c.qformer.encoder_hidden_size) +
+                ") must equal vision_config.hidden_size (" + std::to_string(c.vision.hidden_size) + ")");
+  if (c.image_token_index >= c.text.vocab_size)
+    throw Error(where + ": image_token_index " + std::to_string(c.image_token_index) + " is outside the vocabulary");
+  return c;
+}
+
+Blip2Config load_blip2_config(const std::string& path) {
+  std::string file = path;
+  if (file_exists(join_path(path, "config.json"))) file = join_path(path, "config.json");
+  return parse_blip2_config(read_file(file), file);
+}
+
+std::string blip2_config_json(const Blip2Config& c) {
+  json v = {{"model_type", "blip_2_vision_model"},
+            {"hidden_size", c.vision.hidden_size},
+            {"intermediate_size", c.vision.intermediate_size},
+            {"num_hidden_layers", c.vision.num_hidden_layers},
+            {"num_attention_heads", c.vision.num_attention_heads},
+            {"image_size", c.vision.image_size},
+            {"patch_size", c.vision.patch_size},
+            {"hidden_act", c.vision.hidden_act},
+            {"layer_norm_eps", c.vision.layer_norm_eps},
+            {"qkv_bias", c.vision.qkv_bias}};
+  json q = {{"model_type", "blip_2_qformer"},
+            {"hidden_size", c.qformer.hidden_size},
+            {"num_hidden_layers", c.qformer.num_hidden_layers},
+            {"num_attention_heads", c.qformer.num_attention_heads},
+            {"intermediate_size", c.qformer.intermediate_size},
+            {"hidden_act", c.qformer.hidden_act},
+            {"layer_norm_eps", c.qformer.layer_norm_eps},
+            {"cross_attention_frequency", c.qformer.cross_attention_frequency},
+            {"encoder_hidden_size", c.qformer.encoder_hidden_size},
+            {"hidden_dropout_prob", c.qformer.hidden_dropout_prob},
+            {"attention_probs_dropout_prob", c.qformer.attention_probs_dropout_prob}};
+  json t = {{"model_type", "t5"},
+            {"vocab_size", c.text.vocab_size},
+            {"d_model", c.text.d_model},
+            {"d_kv", c.text.d_kv},
+            {"d_ff", c.text.d_ff},
+            {"num_layers", c.text.num_layers},
+            {"num_decoder_layers", c.text.num_decoder_layers},
+            {"num_heads", c.text.num_heads},
+            {"relative_attention_num_buckets", c.text.relative_attention_num_buckets},
+            {"relative_attention_max_distance", c.text.relative_attention_max_distance},
+            {"dropout_rate", c.text.dropout_rate},
+            {"layer_norm_epsilon", c.text.layer_norm_epsilon},
+            {"feed_forward_proj", c.text.feed_forward_proj},
+            {"dense_act_fn", c.text.dense_act_fn},
+            {"is_gated_act", c.text.is_gated_act},
+            {"tie_word_embeddings", c.text.tie_word_embeddings},
+            {"scale_decoder_outputs", c.text.scale_decoder_outputs},
+            {"pad_token_id", c.text.pad_token_id},
+            {"eos_token_id", c.text.eos_token_id},
+            {"decoder_start_token_id", c.text.decoder_start_token_id}};
+  json j = {{"architectures", {"Blip2ForConditionalGeneration"}},
+            {"model_type", "blip-2"},
+            {"num_query_tokens", c.num_query_tokens},
+            {"vision_config", v},
+            {"qformer_config", q},
+            {"text_config", t},
+            {"use_decoder_only_language_model", false},
+            {"is_encoder_decoder", true}};
+  if (c.image_token_index >= 0) j["image_token_index"] = c.image_token_index;
+  return j.dump(2) + "\n";
+}
+
+}  // namespace tailor

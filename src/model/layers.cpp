@@ -1,0 +1,94 @@
+#include "model/layers.h"
+
+#include <torch/version.h>
+
+#include <cmath>
+
+namespace tailor {
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in), out_features(out) {
+  weight = register_parameter("weight", torch::empty({out, in}));
+  // Default init as torch.nn.Linear (Kaiming-uniform a=sqrt(5)); real weights are loaded over it.
+  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (with_bias) {
+    double bound = 1.0 / std::sqrt(static_cast<double>(in));
+    bias = register_parameter("bias", torch::empty({out}).uniform_(-bound, bound));
+  }
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  torch::Tensor y = torch::nn::functional::linear(x, weight, bias);
+  if (has_lora()) {
+    torch::Tensor h = x;
+    if (is_training() && lora_dropout > 0) h = torch::dropout(h, lora_dropout, true);
+    y = y + lora_B->forward(lora_A->forward(h.to(lora_A->weight.dtype()))).to(y.dtype()) * lora_scaling;
+  }
+  return y;
+}
+
+void LinearImpl::attach_lora(int64_t r, double alpha, double dropout) {
+  auto opts = torch::nn::LinearOptions(in_features, r).bias(false);
+  lora_A = register_module("lora_A", torch::nn::Linear(opts));
+  lora_B = register_module("lora_B", torch::nn::Linear(torch::nn::LinearOptions(r, out_features).bias(false)));
+  torch::NoGradGuard ng;
+  torch::nn::init::kaiming_uniform_(lora_A->weight, std::sqrt(5.0));
+  lora_B->weight.zero_();
+  lora_A->to(weight.device());
+  lora_B->to(weight.device());
+  lora_scaling = alpha / static_cast<double>(r);
+  lora_dropout = dropout;
+}
+
+void LinearImpl::merge_lora() {
+  if (!has_lora()) return;
+  torch::NoGradGuard ng;
+  torch::Tensor delta = torch::matmul(lora_B->weight.to(torch::kFloat), lora_A->weight.to(torch::kFloat)) * lora_scaling;
+  weight.copy_((weight.to(torch::kFloat) + delta).to(weight.dtype()));
+  unregister_module("lora_A");
+  unregister_module("lora_B");
+  lora_A = nullptr;
+  lora_B = nullptr;
+}
+
+LayerNormImpl::LayerNormImpl(int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::ones({dim}));
+  bias = register_parameter("bias", torch::zeros({dim}));
+}
+
+torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
+  return torch::layer_norm(x, {weight.size(0)}, weight, bias, eps);
+}
+
+torch::Tensor activation(const torch::Tensor& x, const std::string& name) {
+  if (name == "gelu") return torch::gelu(x);
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh") {
+#if TORCH_VERSION_MAJOR >= 2 || (TORCH_VERSION_MAJOR == 1 && TORCH_VERSION_MINOR >= 12)
+    return torch::gelu(x, "tanh");
+#else
+    return 0.5 * x * (1.0 + torch::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * torch::pow(x, 3.0))));
+#endif
+  }
+  if (name == "relu") return torch::relu(x);
+  if (name == "silu") return torch::silu(x);
+  TORCH_CHECK(false, "unknown activation ", name);
+}
+
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& bias, double scale, double dropout_p, bool training) {
+  double p = training ? dropout_p : 0.0;
+#if TORCH_VERSION_MAJOR >= 2
+  if (q.is_cuda()) {
+    torch::Tensor mask = bias.defined() ? bias.to(q.dtype()) : bias;
+    return at::scaled_dot_product_attention(q, k, v, mask, p, false, scale);
+  }
+#endif
+  torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2));
+  if (scale != 1.0) scores = scores * scale;
+  if (bias.defined()) scores = scores + bias;
+  // Softmax in the input dtype, as HF's eager attention (transformers 5.x) for ViT, Q-Former and T5.
+  torch::Tensor probs = torch::softmax(scores, -1);
+  if (p > 0) probs = torch::dropout(probs, p, true);
+  return torch::matmul(probs, v);
+}
+
+}  // namespace tailor

@@ -1,0 +1,65 @@
+#include "model/model_dir.h"
+
+#include <filesystem>
+
+#include "model/weights.h"
+#include "util/error.h"
+#include "util/fs.h"
+
+namespace tailor {
+
+torch::ScalarType parse_dtype_name(const std::string& n, const torch::Device& dev) {
+  if (n == "auto") return dev.is_cuda() ? torch::kBFloat16 : torch::kFloat;
+  if (n == "f32" || n == "float32" || n == "fp32") return torch::kFloat;
+  if (n == "bf16" || n == "bfloat16") return torch::kBFloat16;
+  if (n == "f16" || n == "float16" || n == "fp16") return torch::kHalf;
+  throw Error("unknown dtype \"" + n + "\" (use auto, f32, bf16 or f16)");
+}
+
+void cast_model(Blip2ForConditionalGeneration& model, torch::ScalarType dtype) {
+  model->to(dtype);
+  if (dtype == torch::kFloat) return;
+  model->qformer->to(torch::kFloat);
+  {
+    torch::NoGradGuard ng;
+    model->query_tokens.set_data(model->query_tokens.to(torch::kFloat));
+  }
+  for (auto* stack : {&model->language_model->encoder, &model->language_model->decoder})
+    for (size_t i = 0; i < (*stack)->block->size(); ++i)
+      (*stack)->block->ptr<T5BlockImpl>(i)->ff_layer()->DenseReluDense->wo->to(torch::kFloat);
+}
+
+Blip2Bundle load_model_dir(const std::string& dir, const torch::Device& dev, torch::ScalarType dtype) {
+  if (!std::filesystem::is_directory(dir)) throw Error("model directory " + dir + " does not exist");
+  Blip2Bundle b;
+  b.dir = dir;
+  b.cfg = load_blip2_config(dir);
+  Checkpoint ckpt = Checkpoint::open(dir);
+  bool separate_lm_head = ckpt.has("language_model.lm_head.weight");
+  b.model = Blip2ForConditionalGeneration(b.cfg, separate_lm_head);
+  load_weights(*b.model, ckpt);
+  cast_model(b.model, dtype);
+  b.model->to(dev);
+  b.model->eval();
+  b.spiece_path = join_path(dir, "spiece.model");
+  b.tokenizer = std::make_shared<T5Tokenizer>(T5Tokenizer::load(b.spiece_path));
+  if (b.tokenizer->vocab_size() > b.cfg.text.vocab_size)
+    throw Error(b.spiece_path + ": the tokenizer has " + std::to_string(b.tokenizer->vocab_size()) +
+                " tokens but the model's vocabulary is " + std::to_string(b.cfg.text.vocab_size));
+  b.image_cfg = load_image_processor_config(dir);
+  b.task = load_task_info(dir);
+  return b;
+}
+
+void save_model_dir(const std::string& dir, Blip2Bundle& b, torch::ScalarType dtype) {
+  make_dirs(dir);
+  write_file_atomic(join_path(dir, "config.json"), blip2_config_json(b.cfg));
+  save_weights(dir, *b.model, dtype);
+  std::string dst = join_path(dir, "spiece.model");
+  if (std::filesystem::absolute(b.spiece_path) != std::filesystem::absolute(dst))
+    write_file_atomic(dst, read_file(b.spiece_path));
+  save_image_processor_config(dir, b.image_cfg);
+  save_task_info(dir, b.task);
+}
+
+}  // namespace tailor

@@ -1,0 +1,134 @@
+// T5 encoder-decoder, as HF's modeling_t5.py (T5ForConditionalGeneration), with HF's module names:
+// shared, encoder.block.N.layer.{0: SelfAttention, 1: DenseReluDense}, decoder.block.N.layer.{0:
+// SelfAttention, 1: EncDecAttention, 2: DenseReluDense}, final_layer_norm, lm_head.
+// RMSNorm, relative position bias from block 0 shared by the stack, no 1/sqrt(d) scaling.
+#pragma once
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "model/config.h"
+#include "model/layers.h"
+
+namespace tailor {
+
+// RMSNorm without mean subtraction or bias; variance in float32, as HF.
+struct T5LayerNormImpl : torch::nn::Module {
+  T5LayerNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+  double eps;
+};
+TORCH_MODULE(T5LayerNorm);
+
+struct T5AttentionImpl : torch::nn::Module {
+  T5AttentionImpl(const T5Config& c, bool has_relative_attention_bias, bool bidirectional);
+  // [B, T, D] -> [B, H, T, d_kv]
+  torch::Tensor split_heads(const torch::Tensor& x) const;
+  // Position bias [1, H, q_len, k_len] for queries at q_offset .. q_offset+q_len.
+  torch::Tensor compute_bias(int64_t q_len, int64_t k_len, int64_t q_offset, const torch::Device& dev);
+  // q from x, given k/v [B,H,S,d]; bias includes the mask. Returns o(attention) [B,T,D].
+  torch::Tensor attend(const torch::Tensor& x, const torch::Tensor& k, const torch::Tensor& v,
+                       const torch::Tensor& bias);
+
+  Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
+  torch::nn::Embedding relative_attention_bias{nullptr};
+  int64_t n_heads, d_kv, num_buckets, max_distance;
+  bool bidirectional;
+  double dropout;
+};
+TORCH_MODULE(T5Attention);
+
+struct T5LayerSelfAttentionImpl : torch::nn::Module {
+  T5LayerSelfAttentionImpl(const T5Config& c, bool has_bias, bool bidirectional);
+  T5Attention SelfAttention{nullptr};
+  T5LayerNorm layer_norm{nullptr};
+  double dropout;
+};
+TORCH_MODULE(T5LayerSelfAttention);
+
+struct T5LayerCrossAttentionImpl : torch::nn::Module {
+  explicit T5LayerCrossAttentionImpl(const T5Config& c);
+  T5Attention EncDecAttention{nullptr};
+  T5LayerNorm layer_norm{nullptr};
+  double dropout;
+};
+TORCH_MODULE(T5LayerCrossAttention);
+
+// Gated (wi_0, wi_1, wo) or plain (wi, wo) feed-forward. `wo` may be kept in float32 when the rest
+// is half precision, as HF does: the input is cast to wo's dtype.
+struct T5DenseReluDenseImpl : torch::nn::Module {
+  explicit T5DenseReluDenseImpl(const T5Config& c);
+  torch::Tensor forward(const torch::Tensor& x);
+  Linear wi{nullptr}, wi_0{nullptr}, wi_1{nullptr}, wo{nullptr};
+  std::string act;
+  double dropout;
+};
+TORCH_MODULE(T5DenseReluDense);
+
+struct T5LayerFFImpl : torch::nn::Module {
+  explicit T5LayerFFImpl(const T5Config& c);
+  torch::Tensor forward(const torch::Tensor& x);
+  T5DenseReluDense DenseReluDense{nullptr};
+  T5LayerNorm layer_norm{nullptr};
+  double dropout;
+};
+TORCH_MODULE(T5LayerFF);
+
+struct T5BlockImpl : torch::nn::Module {
+  T5BlockImpl(const T5Config& c, bool is_decoder, bool has_relative_attention_bias);
+  T5LayerSelfAttention self_attention_layer() { return layer->ptr<T5LayerSelfAttentionImpl>(0); }
+  T5LayerCrossAttention cross_attention_layer() { return layer->ptr<T5LayerCrossAttentionImpl>(1); }
+  T5LayerFF ff_layer() { return layer->ptr<T5LayerFFImpl>(is_decoder ? 2 : 1); }
+  torch::nn::ModuleList layer;
+  bool is_decoder;
+};
+TORCH_MODULE(T5Block);
+
+// The decoder's per-sequence state during generation: growing self-attention K/V per layer and the
+// cross-attention K/V of the encoder output, computed once.
+struct T5DecoderCache {
+  std::vector<torch::Tensor> self_k, self_v;    // [B, H, t, d]
+  std::vector<torch::Tensor> cross_k, cross_v;  // [B, H, S, d]
+  torch::Tensor cross_bias;                     // [B, 1, 1, S] padding mask (0 / -inf-ish)
+  int64_t length = 0;                           // tokens already decoded
+  void reorder(const torch::Tensor& index);     // beam search: pick rows
+};
+
+struct T5StackImpl : torch::nn::Module {
+  T5StackImpl(const T5Config& c, bool is_decoder);
+  // Encoder: embeds [B,T,D], mask [B,T] (1 = token) -> hidden [B,T,D].
+  torch::Tensor encode(const torch::Tensor& embeds, const torch::Tensor& mask);
+  // Decoder over a whole target (training / scoring): causal self-attention.
+  torch::Tensor decode(const torch::Tensor& embeds, const torch::Tensor& enc_hidden, const torch::Tensor& enc_mask);
+  // Decoder for new tokens only, using and extending the cache.
+  torch::Tensor decode_step(const torch::Tensor& embeds, T5DecoderCache& cache);
+  void init_cache(T5DecoderCache& cache, const torch::Tensor& enc_hidden, const torch::Tensor& enc_mask);
+
+  torch::nn::ModuleList block;
+  T5LayerNorm final_layer_norm{nullptr};
+  T5Config cfg;
+  bool is_decoder;
+};
+TORCH_MODULE(T5Stack);
+
+struct T5ForConditionalGenerationImpl : torch::nn::Module {
+  // separate_lm_head=false ties lm_head to `shared` (no lm_head parameter of its own).
+  T5ForConditionalGenerationImpl(const T5Config& c, bool separate_lm_head);
+  torch::Tensor lm_logits(const torch::Tensor& decoder_hidden);
+  // Teacher-forced logits for labels [B,L] (-100 = ignore): decoder input = labels shifted right.
+  torch::Tensor forward_labels(const torch::Tensor& enc_hidden, const torch::Tensor& enc_mask,
+                               const torch::Tensor& labels);
+  torch::Tensor shift_right(const torch::Tensor& labels) const;
+
+  torch::nn::Embedding shared{nullptr};
+  T5Stack encoder{nullptr}, decoder{nullptr};
+  Linear lm_head{nullptr};
+  T5Config cfg;
+};
+TORCH_MODULE(T5ForConditionalGeneration);
+
+// Mean cross-entropy over label positions != -100 (computed in float32).
+torch::Tensor lm_loss(const torch::Tensor& logits, const torch::Tensor& labels);
+
+}  // namespace tailor

@@ -1,0 +1,147 @@
+#include "model/weights.h"
+
+#include <cstring>
+#include <set>
+
+#include "util/error.h"
+
+namespace tailor {
+
+using torch::Tensor;
+
+static torch::ScalarType to_scalar(DType t) {
+  switch (t) {
+    case DType::F64: return torch::kDouble;
+    case DType::F32: return torch::kFloat;
+    case DType::F16: return torch::kHalf;
+    case DType::BF16: return torch::kBFloat16;
+    case DType::I64: return torch::kLong;
+    case DType::I32: return torch::kInt;
+    case DType::I16: return torch::kShort;
+    case DType::I8: return torch::kChar;
+    case DType::U8: return torch::kByte;
+    case DType::BOOL: return torch::kBool;
+  }
+  return torch::kFloat;
+}
+
+static DType from_scalar(torch::ScalarType t) {
+  switch (t) {
+    case torch::kDouble: return DType::F64;
+    case torch::kFloat: return DType::F32;
+    case torch::kHalf: return DType::F16;
+    case torch::kBFloat16: return DType::BF16;
+    case torch::kLong: return DType::I64;
+    case torch::kInt: return DType::I32;
+    default: throw Error("cannot store tensors of this dtype in safetensors");
+  }
+}
+
+Tensor tensor_from_view(const TensorView& v) {
+  // The mapping is read-only and may be unaligned for the dtype: copy through an owned buffer.
+  Tensor t = torch::empty(v.shape, torch::TensorOptions().dtype(to_scalar(v.dtype)));
+  if (v.nbytes) std::memcpy(t.data_ptr(), v.data, v.nbytes);
+  return t;
+}
+
+static std::string shape_str(const std::vector<int64_t>& s) {
+  std::string o = "[";
+  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+  return o + "]";
+}
+
+static bool ends_with(const std::string& s, const std::string& suf) {
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+void load_weights(torch::nn::Module& model, const Checkpoint& ckpt) {
+  torch::NoGradGuard ng;
+  std::set<std::string> used;
+  std::vector<std::string> missing, misshaped;
+  auto copy_into = [&](Tensor& p, const Tensor& src, const std::string& name) {
+    if (src.sizes() != p.sizes()) {
+      misshaped.push_back(name + ": checkpoint " + shape_str(src.sizes().vec()) + ", model " + shape_str(p.sizes().vec()));
+      return;
+    }
+    p.copy_(src.to(p.device(), p.scalar_type()));
+  };
+  for (auto& item : model.named_parameters(true)) {
+    const std::string& name = item.key();
+    Tensor& p = item.value();
+    if (name.find("lora_") != std::string::npos) continue;
+    if (ckpt.has(name)) {
+      copy_into(p, tensor_from_view(ckpt.get(name)), name);
+      used.insert(name);
+      continue;
+    }
+    // Exception table.
+    // 1. transformers 4.x checkpoints keep the ViT attention bias as q_bias and v_bias.
+    if (ends_with(name, "self_attn.qkv.bias")) {
+      std::string base = name.substr(0, name.size() - std::strlen("qkv.bias"));
+      if (ckpt.has(base + "q_bias") && ckpt.has(base + "v_bias")) {
+        Tensor q = tensor_from_view(ckpt.get(base + "q_bias")), v = tensor_from_view(ckpt.get(base + "v_bias"));
+        copy_into(p, torch::cat({q, torch::zeros_like(q), v}), name);
+        used.insert(base + "q_bias");
+        used.insert(base + "v_bias");
+        continue;
+      }
+    }
+    // 2. Some writers store only the tied copies of the T5 embedding.
+    if (ends_with(name, "language_model.shared.weight")) {
+      std::string base = name.substr(0, name.size() - std::strlen("shared.weight"));
+      for (const char* alt : {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight"})
+        if (ckpt.has(base + alt)) {
+          copy_into(p, tensor_from_view(ckpt.get(base + alt)), name);
+          used.insert(base + alt);
+          goto next;
+        }
+    }
+    missing.push_back(name);
+  next:;
+  }
+  std::vector<std::string> unexpected;
+  for (const auto& k : ckpt.names()) {
+    if (used.count(k)) continue;
+    // 3. Tied copies of shared written by transformers 5.x; a tied lm_head when the model ties it.
+    if (ends_with(k, "encoder.embed_tokens.weight") || ends_with(k, "decoder.embed_tokens.weight")) continue;
+    // 4. HF ignores this unused weight of old T5 checkpoints too.
+    if (ends_with(k, "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight")) continue;
+    unexpected.push_back(k);
+  }
+  if (!missing.empty() || !unexpected.empty() || !misshaped.empty()) {
+    std::string msg = "checkpoint " + ckpt.where() + " does not match the model:";
+    auto list = [&](const char* what, const std::vector<std::string>& v) {
+      if (v.empty()) return;
+      msg += std::string("\n  ") + what + " (" + std::to_string(v.size()) + "):";
+      for (size_t i = 0; i < v.size() && i < 20; ++i) msg += "\n    " + v[i];
+      if (v.size() > 20) msg += "\n    ... and " + std::to_string(v.size() - 20) + " more";
+    };
+    list("missing tensors", missing);
+    list("unexpected tensors", unexpected);
+    list("tensors with the wrong shape", misshaped);
+    throw Error(msg);
+  }
+}
+
+void save_weights(const std::string& dir, torch::nn::Module& model, torch::ScalarType dtype, bool skip_lora) {
+  std::vector<Tensor> keep;  // owns the contiguous CPU copies while writing
+  std::vector<TensorToWrite> out;
+  for (auto& item : model.named_parameters(true)) {
+    if (skip_lora && item.key().find("lora_") != std::string::npos) continue;
+    Tensor t = item.value().detach();
+    // T5's wo stays float32 in HF's half-precision models; keep every tensor's own float32 otherwise.
+    torch::ScalarType st = t.is_floating_point() ? dtype : t.scalar_type();
+    t = t.to(torch::kCPU, st).contiguous();
+    keep.push_back(t);
+    TensorToWrite w;
+    w.name = item.key();
+    w.dtype = from_scalar(st);
+    w.shape = t.sizes().vec();
+    w.data = t.data_ptr();
+    w.nbytes = t.numel() * t.element_size();
+    out.push_back(w);
+  }
+  write_safetensors_dir(dir, out);
+}
+
+}  // namespace tailor
