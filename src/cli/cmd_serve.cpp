@@ -8,6 +8,7 @@
 #include "infer/load.h"
 #include "serve/server.h"
 #include "util/error.h"
+#include "util/torch_threads.h"
 
 namespace tailor::cli {
 
@@ -71,6 +72,7 @@ void add_serve(CLI::App& app) {
     // attributes only.
     o.describer = nullptr;
 
+    init_torch_threads();
     LoadOptions load;
     load.device = f->device;
     load.dtype = f->dtype;

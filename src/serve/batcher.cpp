@@ -4,6 +4,15 @@
 
 namespace tailor {
 
+AnswererFactory factory_of(std::unique_ptr<Answerer> answerer) {
+  // std::function must be copyable: hold the model in a shared slot and move it out on the call.
+  auto slot = std::make_shared<std::unique_ptr<Answerer>>(std::move(answerer));
+  return [slot]() -> std::unique_ptr<Answerer> {
+    if (!*slot) throw Error("factory_of: the model was already handed over");
+    return std::move(*slot);
+  };
+}
+
 Batcher::Batcher(RequestQueue& queue, Metrics& metrics, BatcherOptions options)
     : queue_(queue), metrics_(metrics), options_(options) {
   if (options_.max_batch == 0) options_.max_batch = 1;

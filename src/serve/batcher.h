@@ -16,7 +16,10 @@
 
 namespace tailor {
 
+// Builds the model; called once, on the batcher thread, after the listener is up.
 using AnswererFactory = std::function<std::unique_ptr<Answerer>()>;
+// A factory that hands over an already built model (tests, embedding).
+AnswererFactory factory_of(std::unique_ptr<Answerer> answerer);
 
 struct BatcherOptions {
   size_t max_batch = 32;  // questions per model call
