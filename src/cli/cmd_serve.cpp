@@ -26,7 +26,7 @@ void add_serve(CLI::App& app) {
     int queue = 256;
     int timeout_ms = 30000;
     int max_payload_mb = 6;
-    int http_threads = 64;
+    int http_threads = 0;
   };
   auto f = std::make_shared<Flags>();
   cmd->add_option("--model", f->model, "Model directory (default /opt/ml/model, SageMaker's)");
@@ -37,7 +37,7 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--queue", f->queue, "Requests waiting for the model before 503")->check(CLI::Range(1, 1000000))->capture_default_str();
   cmd->add_option("--timeout-ms", f->timeout_ms, "Per-request timeout (then 504)")->check(CLI::Range(1, 3600000))->capture_default_str();
   cmd->add_option("--max-payload-mb", f->max_payload_mb, "Largest request body in MiB (then 413)")->check(CLI::Range(1, 1024))->capture_default_str();
-  cmd->add_option("--http-threads", f->http_threads, "Connections served at once")->check(CLI::Range(1, 4096))->capture_default_str();
+  cmd->add_option("--http-threads", f->http_threads, "Connections served at once (0: queue + max batch + 8)")->check(CLI::Range(0, 4096))->capture_default_str();
   cmd->add_option("--auth-token-env", f->auth_token_env, "Require 'Authorization: Bearer <token>', the token read from this environment variable");
   cmd->add_option("--device", f->device, "cpu or cuda[:N]")->capture_default_str();
   cmd->add_option("--dtype", f->dtype, "auto, f32, bf16 or f16")->capture_default_str();

@@ -571,11 +571,13 @@ int Server::start() {
   std::lock_guard<std::mutex> lock(stop_mutex_);
   if (started_) throw Error("the server is already started");
   http_ = std::make_unique<HttpServer>();
-  const int threads = std::max(1, options_.http_threads);
+  int threads = options_.http_threads;
+  if (threads <= 0) threads = static_cast<int>(std::min<size_t>(1024, options_.queue_capacity + options_.max_batch + 8));
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   http_->set_payload_max_length(options_.max_payload_bytes);
   http_->set_tcp_nodelay(true);
   http_->set_keep_alive_timeout(5);
+  http_->set_keep_alive_max_count(1000);  // httplib's default (5) reconnects busy clients all the time
   http_->set_read_timeout(30);
   http_->set_write_timeout(30);
   install_routes();

@@ -43,7 +43,10 @@ struct ServeOptions {
   int timeout_ms = 30000;           // per request, from queueing to answer; then 504
   size_t max_payload_bytes = 6u << 20;
   std::string auth_token;           // non-empty: every route but /ping needs "Authorization: Bearer <token>"
-  int http_threads = 64;            // connections served at once (each keep-alive client holds one)
+  // Connections served at once (a keep-alive client holds one while connected). 0: enough for a
+  // full queue plus a batch in the model, so back-pressure comes from the queue (503), not from
+  // connections left waiting to be accepted.
+  int http_threads = 0;
   int max_new_tokens_limit = 512;   // largest accepted parameters.max_new_tokens
   int max_num_beams = 8;            // largest accepted parameters.num_beams
   size_t max_prompt_bytes = 4096;

@@ -534,6 +534,7 @@ TEST(Serve, FullQueueAnswers503) {
   ServeOptions o = test_options();
   o.max_batch = 1;
   o.queue_capacity = 2;
+  o.http_threads = 0;  // the default: sized from the queue, so the queue is what fills up
   TestServer s(o);
   Gate hold;
   s.probe->hold = &hold;
