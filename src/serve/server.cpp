@@ -392,7 +392,7 @@ Server::Reply Server::handle_describe(const std::string& content_type, const std
   for (const auto& [k, v] : known) attributes[k] = v;
   for (auto it = a.values.begin(); it != a.values.end(); ++it) {
     if (!attributes.contains(it.key())) attributes[it.key()] = it.value();
-    merged[it.key()] = it.value().get<std::string>();
+    merged.emplace(it.key(), it.value().get<std::string>());  // what the caller knows wins
   }
   ordered_json out;
   out["attributes"] = attributes;

@@ -292,6 +292,18 @@ TEST(Serve, NoPromptAsksEveryAttributeInOneCallSharingTheImage) {
   EXPECT_EQ(calls[0].distinct_images, 1u);  // one decoded image shared by all questions
 }
 
+TEST(Serve, RequestLargerThanMaxBatchIsSplitIntoModelCalls) {
+  ServeOptions o = test_options();
+  o.max_batch = 3;
+  TestServer s(o);
+  expect_all_attributes(post_json(s, {{"image", b64(png_of(40, 50, 60))}}), {40, 50, 60});
+  auto calls = s.probe->snapshot();
+  ASSERT_EQ(calls.size(), 3u);  // 8 questions: 3 + 3 + 2
+  EXPECT_EQ(calls[0].questions, 3u);
+  EXPECT_EQ(calls[1].questions, 3u);
+  EXPECT_EQ(calls[2].questions, 2u);
+}
+
 TEST(Serve, RawImageBodiesAskEveryAttribute) {
   TestServer s;
   expect_all_attributes(post_raw(s, png_of(5, 6, 250), "image/png"), {5, 6, 250});
