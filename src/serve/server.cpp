@@ -575,6 +575,12 @@ int Server::start() {
   if (threads <= 0) threads = static_cast<int>(std::min<size_t>(1024, options_.queue_capacity + options_.max_batch + 8));
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   http_->set_payload_max_length(options_.max_payload_bytes);
+  // httplib's default also sets SO_REUSEPORT, which lets a second server bind the same port and
+  // silently take half the traffic; keep only SO_REUSEADDR (quick restarts).
+  http_->set_socket_options([](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   http_->set_tcp_nodelay(true);
   http_->set_keep_alive_timeout(5);
   http_->set_keep_alive_max_count(1000);  // httplib's default (5) reconnects busy clients all the time

@@ -244,6 +244,20 @@ TEST(Serve, FailedLoadKeepsPingUnhealthy) {
   EXPECT_EQ(ping.body["status"], "failed");
 }
 
+TEST(Serve, PortInUseIsAClearError) {
+  TestServer first;
+  ServeOptions o = test_options();
+  o.port = first.port;
+  Server second(o, factory_of(std::make_unique<ColourAnswerer>(first.probe)));
+  try {
+    second.start();
+    ADD_FAILURE() << "a second server started on port " << first.port;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot listen on 127.0.0.1:" + std::to_string(first.port)), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Serve, PromptIsWrappedAndAnsweredAsAttribute) {
   TestServer s;
   std::string image = b64(png_of(200, 30, 60));
