@@ -1,11 +1,49 @@
+#include <cstdio>
+
+#include "catalog/dataset.h"
 #include "cli/commands.h"
+#include "infer/load.h"
+#include "train/eval.h"
 #include "util/error.h"
+#include "util/fs.h"
+#include "util/torch_threads.h"
 
 namespace tailor::cli {
 
 void add_eval(CLI::App& app) {
-  auto* cmd = app.add_subcommand("eval", "(not built yet)");
-  cmd->callback([] { throw Error("tailor eval is not built yet"); });
+  auto* cmd = app.add_subcommand("eval", "Accuracy per attribute on prepared pairs, with the majority baseline");
+  struct Opts {
+    std::string model, data, split = "val", report, device = "cpu", dtype = "auto";
+    int batch = 32;
+    GenerationOptions gen;
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--model", o->model, "Model directory")->required();
+  cmd->add_option("--data", o->data, "Directory written by `tailor prepare`")->required();
+  cmd->add_option("--split", o->split, "val or train")->capture_default_str();
+  cmd->add_option("--report", o->report, "Write the JSON report here (default: <data>/eval_<split>.json)");
+  cmd->add_option("--batch-size", o->batch)->capture_default_str();
+  cmd->add_option("--num-beams", o->gen.num_beams)->capture_default_str();
+  cmd->add_option("--max-new-tokens", o->gen.max_new_tokens)->capture_default_str();
+  cmd->add_option("--device", o->device)->capture_default_str();
+  cmd->add_option("--dtype", o->dtype)->capture_default_str();
+  cmd->callback([o] {
+    init_torch_threads();
+    std::string path = join_path(o->data, o->split + ".jsonl");
+    if (!file_exists(path)) throw Error(path + " not found: run `tailor prepare` first");
+    std::vector<VqaPair> pairs = read_pairs(path);
+    std::string train_path = join_path(o->data, "train.jsonl");
+    std::vector<VqaPair> ref = file_exists(train_path) ? read_pairs(train_path) : std::vector<VqaPair>{};
+    LoadOptions lo;
+    lo.device = o->device;
+    lo.dtype = o->dtype;
+    auto model = load_answerer(o->model, lo);
+    EvalReport r = evaluate(*model, pairs, ref, o->batch, o->gen);
+    std::printf("%s", eval_table(r).c_str());
+    std::string report = o->report.empty() ? join_path(o->data, "eval_" + o->split + ".json") : o->report;
+    write_file_atomic(report, eval_report_json(r));
+    std::printf("report: %s\n", report.c_str());
+  });
 }
 
 }  // namespace tailor::cli

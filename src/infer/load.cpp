@@ -2,6 +2,8 @@
 // batches of (photo, question), running the vision tower and Q-Former once per distinct photo.
 #include "infer/load.h"
 
+#include "infer/blip2_answerer.h"
+
 #include <map>
 #include <mutex>
 
@@ -17,11 +19,19 @@ namespace {
 class Blip2Answerer : public Answerer {
  public:
   Blip2Answerer(Blip2Bundle b, torch::Device dev) : b_(std::move(b)), dev_(dev) {}
+  Blip2Answerer(const Blip2Answerer&) = delete;
 
   std::vector<std::string> answer(const std::vector<AnswerRequest>& reqs, const GenerationOptions& opts) override {
     if (reqs.empty()) return {};
     std::lock_guard<std::mutex> lock(mu_);  // one forward pass at a time on this model
     torch::NoGradGuard ng;
+    bool was_training = b_.model->is_training();
+    b_.model->eval();
+    struct Restore {
+      Blip2ForConditionalGeneration& m;
+      bool t;
+      ~Restore() { if (t) m->train(); }
+    } restore{b_.model, was_training};
     std::map<const ImageRGB*, int64_t> slot;
     std::vector<const ImageRGB*> unique;
     std::vector<int64_t> row_of;
@@ -59,6 +69,10 @@ class Blip2Answerer : public Answerer {
 };
 
 }  // namespace
+
+std::unique_ptr<Answerer> make_blip2_answerer(const Blip2Bundle& bundle, const torch::Device& dev) {
+  return std::make_unique<Blip2Answerer>(bundle, dev);
+}
 
 std::unique_ptr<Answerer> load_answerer(const std::string& model_dir, const LoadOptions& opts) {
   torch::Device dev(opts.device);

@@ -1,0 +1,14 @@
+// Image augmentation that keeps every label true: a small random crop (85-100% of each side, resized
+// back) and a horizontal flip. Never colour changes (they would falsify baseColour). Deterministic
+// for (seed, epoch, key), so resumed runs see the same images.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "catalog/images.h"
+
+namespace tailor {
+
+ImageRGB augment_image(const ImageRGB& img, uint64_t seed, int64_t epoch, const std::string& key);
+
+}  // namespace tailor

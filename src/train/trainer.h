@@ -1,0 +1,51 @@
+// `tailor train`: LoRA fine-tuning (PEFT's defaults) or full training of a BLIP-2 model directory
+// on the pairs `tailor prepare` wrote, with checkpoints that resume exactly.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "train/eval.h"
+#include "train/lora.h"
+
+namespace tailor {
+
+struct TrainOptions {
+  std::string model_dir, data_dir, out_dir;
+  bool full = false;                  // train every parameter (from-scratch models)
+  std::vector<std::string> freeze;    // with --full: vision, qformer, projection, language
+  LoraOptions lora;
+  std::vector<std::string> attributes;  // train on these only (default: all in the data)
+  std::string optimizer = "adamw";    // adamw or adam
+  double lr = 1e-4;
+  double weight_decay = 0.01;
+  double warmup_ratio = 0.05;         // of all optimizer steps
+  double max_grad_norm = 1.0;
+  int batch_size = 16;
+  int grad_accum = 1;
+  int epochs = 10;
+  int64_t max_steps = 0;              // stop after this many optimizer steps (0 = all epochs)
+  uint64_t seed = 0;
+  bool augment = false;               // small random crops + horizontal flips (labels stay true)
+  std::string cache = "auto";         // frozen-feature cache: auto, on, off
+  int64_t checkpoint_every = 0;       // optimizer steps between checkpoints (0 = once per epoch)
+  bool resume = false;
+  bool eval_each_epoch = true;
+  std::string device = "cpu";
+  std::string dtype = "auto";         // frozen weights' dtype; trained weights stay float32
+  bool progress = true;
+};
+
+struct TrainResult {
+  int64_t steps = 0;
+  int64_t trainable_parameters = 0;
+  std::vector<double> step_losses;   // one per optimizer step run in this process
+  double samples_per_second = 0;
+  bool cache_used = false;
+  EvalReport final_eval;
+  bool evaluated = false;
+};
+
+TrainResult train_model(const TrainOptions& o);
+
+}  // namespace tailor
