@@ -1,0 +1,468 @@
+#include "write/describe.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "util/error.h"
+#include "util/fs.h"
+#include "util/progress.h"
+
+namespace tailor {
+
+using ordered_json = nlohmann::ordered_json;
+
+static bool missing_value(const std::string& v) {
+  return v.empty() || v == "NA" || v == "N/A" || v == "na" || v == "NULL" || v == "null";
+}
+
+static std::string trim(const std::string& s) {
+  size_t a = s.find_first_not_of(" \t\r\n");
+  if (a == std::string::npos) return "";
+  size_t b = s.find_last_not_of(" \t\r\n");
+  return s.substr(a, b - a + 1);
+}
+
+// One CSV record (RFC 4180 quoting; styles.csv has none, but product names may one day).
+static std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        cur.push_back('"');
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        cur.push_back(c);
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      out.push_back(cur);
+      cur.clear();
+    } else if (c != '\r') {
+      cur.push_back(c);
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+std::vector<Product> read_catalog_products(const std::string& catalog_dir, const CatalogQuery& query) {
+  std::string csv_path = join_path(catalog_dir, "styles.csv");
+  std::istringstream in(read_file(csv_path));
+  std::string line;
+  if (!std::getline(in, line)) throw Error(csv_path + ": empty file (expected a header line)");
+  std::vector<std::string> header = split_csv_line(line);
+  std::map<std::string, size_t> col;
+  for (size_t i = 0; i < header.size(); ++i) col[trim(header[i])] = i;
+  if (!col.count("id")) throw Error(csv_path + ": the header has no \"id\" column");
+  std::set<std::string> types(query.article_types.begin(), query.article_types.end());
+  std::set<std::string> wanted_ids(query.ids.begin(), query.ids.end());
+  if (!types.empty() && !col.count("articleType"))
+    throw Error(csv_path + ": filtering by article type needs an \"articleType\" column");
+
+  std::vector<Product> out;
+  std::set<std::string> seen;
+  int line_no = 1;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (trim(line).empty()) continue;
+    std::vector<std::string> f = split_csv_line(line);
+    if (f.size() != header.size())
+      throw Error(csv_path + ":" + std::to_string(line_no) + ": " + std::to_string(f.size()) + " fields, the header has " +
+                  std::to_string(header.size()));
+    auto field = [&](const std::string& name) { return col.count(name) ? trim(f[col[name]]) : std::string(); };
+    Product p;
+    p.id = field("id");
+    if (p.id.empty()) throw Error(csv_path + ":" + std::to_string(line_no) + ": empty id");
+    std::string type = field("articleType");
+    if (!types.empty() && !types.count(type)) continue;
+    if (!wanted_ids.empty() && !wanted_ids.count(p.id)) continue;
+    if (!seen.insert(p.id).second) throw Error(csv_path + ":" + std::to_string(line_no) + ": duplicate id " + p.id);
+    p.image_path = join_path(join_path(catalog_dir, "images"), p.id + ".jpg");
+
+    if (query.read_attributes) {
+      std::string json_path = join_path(join_path(catalog_dir, "styles"), p.id + ".json");
+      nlohmann::json data;
+      if (!file_exists(json_path)) {
+        p.error = "missing " + json_path;
+      } else {
+        auto j = nlohmann::json::parse(read_file(json_path), nullptr, false);
+        if (j.is_discarded()) p.error = json_path + ": invalid JSON";
+        else if (!j.is_object() || !j.contains("data") || !j["data"].is_object())
+          p.error = json_path + ": no \"data\" object";
+        else data = j["data"];
+      }
+      if (p.error.empty()) {
+        const nlohmann::json* article = nullptr;
+        if (data.contains("articleAttributes") && data["articleAttributes"].is_object()) article = &data["articleAttributes"];
+        for (const auto& spec : query.attributes) {
+          std::string v;
+          if (article && article->contains(spec.name) && (*article)[spec.name].is_string())
+            v = (*article)[spec.name].get<std::string>();
+          else if (data.contains(spec.name) && data[spec.name].is_string())  // baseColour lives in data
+            v = data[spec.name].get<std::string>();
+          else
+            v = field(spec.name);  // or in styles.csv
+          v = trim(v);
+          if (!missing_value(v)) p.attributes.push_back({spec.name, v});
+        }
+      }
+    }
+    if (!missing_value(type)) p.attributes.push_back({"articleType", type});
+    out.push_back(std::move(p));
+    if (query.limit > 0 && static_cast<int64_t>(out.size()) >= query.limit) break;
+  }
+  if (!wanted_ids.empty() && out.size() < wanted_ids.size()) {
+    std::set<std::string> found;
+    for (const auto& p : out) found.insert(p.id);
+    for (const auto& id : query.ids)
+      if (!found.count(id)) throw Error(csv_path + ": no product with id " + id + (types.empty() ? "" : " of the selected article types"));
+  }
+  return out;
+}
+
+std::vector<Product> products_from_images(const std::vector<std::string>& image_paths) {
+  std::vector<Product> out;
+  std::map<std::string, std::string> seen;
+  for (const auto& path : image_paths) {
+    Product p;
+    p.id = std::filesystem::path(path).stem().string();
+    p.image_path = path;
+    if (p.id.empty()) throw Error("cannot take a product id from the image path \"" + path + "\"");
+    auto it = seen.find(p.id);
+    if (it != seen.end()) throw Error("two images give the product id " + p.id + ": " + it->second + " and " + path);
+    seen[p.id] = path;
+    if (!file_exists(path)) p.error = "missing image " + path;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+ResumeState read_describe_output(const std::string& jsonl_path) {
+  ResumeState st;
+  if (!file_exists(jsonl_path)) return st;
+  std::string text = read_file(jsonl_path);
+  size_t keep = text.size();
+  if (!text.empty() && text.back() != '\n') {
+    // A torn line from a crash (e.g. a disk full mid-write): drop it so the product is redone.
+    size_t nl = text.rfind('\n');
+    keep = nl == std::string::npos ? 0 : nl + 1;
+    st.dropped_partial_bytes = static_cast<int64_t>(text.size() - keep);
+    if (::truncate(jsonl_path.c_str(), static_cast<off_t>(keep)) != 0)
+      throw Error("cannot drop the partial last line of " + jsonl_path + ": " + std::strerror(errno));
+  }
+  size_t start = 0;
+  int line_no = 0;
+  while (start < keep) {
+    size_t nl = text.find('\n', start);
+    std::string line = text.substr(start, nl - start);
+    start = nl + 1;
+    ++line_no;
+    if (trim(line).empty()) continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j["id"].is_string())
+      throw Error(jsonl_path + ":" + std::to_string(line_no) +
+                  ": not a describe record (expected a JSON object with a string \"id\"); "
+                  "use another --output or fix the file");
+    st.ids.push_back(j["id"].get<std::string>());
+  }
+  return st;
+}
+
+static std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += "\"\"";
+    else out.push_back(c);
+  }
+  return out + "\"";
+}
+
+void write_describe_csv(const std::string& jsonl_path, const std::string& csv_path) {
+  std::vector<ordered_json> records;
+  std::vector<std::string> attr_cols;
+  std::istringstream in(file_exists(jsonl_path) ? read_file(jsonl_path) : std::string());
+  std::string line;
+  while (std::getline(in, line)) {
+    if (trim(line).empty()) continue;
+    ordered_json j = ordered_json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) throw Error(jsonl_path + ": a line is not JSON");
+    if (j.contains("attributes") && j["attributes"].is_object())
+      for (auto it = j["attributes"].begin(); it != j["attributes"].end(); ++it)
+        if (std::find(attr_cols.begin(), attr_cols.end(), it.key()) == attr_cols.end()) attr_cols.push_back(it.key());
+    records.push_back(std::move(j));
+  }
+  // Columns in the usual attribute order, then any others as they first appeared.
+  std::vector<std::string> ordered;
+  for (const auto& spec : default_attributes()) ordered.push_back(spec.name);
+  ordered.push_back("articleType");
+  std::stable_sort(attr_cols.begin(), attr_cols.end(), [&](const std::string& a, const std::string& b) {
+    size_t ia = std::find(ordered.begin(), ordered.end(), a) - ordered.begin();
+    size_t ib = std::find(ordered.begin(), ordered.end(), b) - ordered.begin();
+    return ia < ib;
+  });
+  auto str = [](const ordered_json& j, const char* k) {
+    return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string();
+  };
+  std::string out = "id";
+  for (const auto& c : attr_cols) out += "," + csv_field(c);
+  out += ",description,writer,model\n";
+  for (const auto& r : records) {
+    out += csv_field(str(r, "id"));
+    for (const auto& c : attr_cols) {
+      std::string v;
+      if (r.contains("attributes") && r["attributes"].contains(c) && r["attributes"][c].is_string())
+        v = r["attributes"][c].get<std::string>();
+      out += "," + csv_field(v);
+    }
+    out += "," + csv_field(str(r, "description")) + "," + csv_field(str(r, "writer")) + "," +
+           csv_field(str(r, "model")) + "\n";
+  }
+  write_file_atomic(csv_path, out);
+}
+
+std::string DescribeSummary::text() const {
+  std::string s = "describe: " + std::to_string(total) + " products: " + std::to_string(done) + " written, " +
+                  std::to_string(skipped) + " skipped (already in the output), " + std::to_string(failed) + " failed";
+  if (not_attempted > 0) s += ", " + std::to_string(not_attempted) + " not attempted (stopped early)";
+  s += "\n";
+  if (dropped_partial_bytes > 0)
+    s += "  dropped a partial last line (" + std::to_string(dropped_partial_bytes) +
+         " bytes) left by an interrupted run; that product was redone\n";
+  for (const auto& f : failures) {
+    s += "  failed (" + std::to_string(f.second.size()) + "): " + f.first + " [ids:";
+    for (size_t i = 0; i < f.second.size() && i < 8; ++i) s += " " + f.second[i];
+    if (f.second.size() > 8) s += " ...";
+    s += "]\n";
+  }
+  return s;
+}
+
+// A small bounded queue between the attribute producer and the writer threads.
+struct ProductQueue {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Product> items;
+  size_t capacity = 8;
+  bool closed = false;
+
+  void push(Product p) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return items.size() < capacity || closed; });
+    if (closed) return;
+    items.push_back(std::move(p));
+    cv.notify_all();
+  }
+  bool pop(Product& p) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return !items.empty() || closed; });
+    if (items.empty()) return false;
+    p = std::move(items.front());
+    items.pop_front();
+    cv.notify_all();
+    return true;
+  }
+  void close() {
+    std::lock_guard<std::mutex> lock(mu);
+    closed = true;
+    cv.notify_all();
+  }
+};
+
+DescribeSummary describe_products(const std::vector<Product>& products, const Writer& writer, Answerer* answerer,
+                                  const DescribeOptions& options) {
+  if (options.output_jsonl.empty()) throw Error("describe needs an output path (--output)");
+  if (options.concurrency < 1) throw Error("--concurrency must be at least 1");
+  if (options.batch_size < 1) throw Error("--batch-size must be at least 1");
+  if (answerer && !options.load_image) throw Error("describe with a model needs an image loader");
+  auto log = [&](const std::string& s) {
+    if (options.log) options.log(s);
+    else std::fprintf(stderr, "%s\n", s.c_str());
+  };
+  std::string parent = std::filesystem::path(options.output_jsonl).parent_path().string();
+  if (!parent.empty()) make_dirs(parent);
+
+  DescribeSummary sum;
+  sum.total = static_cast<int64_t>(products.size());
+  ResumeState resume = read_describe_output(options.output_jsonl);
+  sum.dropped_partial_bytes = resume.dropped_partial_bytes;
+  if (resume.dropped_partial_bytes > 0)
+    log("describe: dropped a partial last line (" + std::to_string(resume.dropped_partial_bytes) + " bytes) from " +
+        options.output_jsonl + ", left by an interrupted run");
+  std::set<std::string> done_ids(resume.ids.begin(), resume.ids.end());
+
+  std::mutex mu;  // guards sum, the output file and consecutive_failures
+  int consecutive_failures = 0;
+  std::atomic<bool> stop{false};
+  auto fail = [&](const std::string& id, const std::string& reason) {
+    std::lock_guard<std::mutex> lock(mu);
+    sum.failed++;
+    sum.failures[reason].push_back(id);
+  };
+
+  std::vector<const Product*> todo;
+  for (const auto& p : products) {
+    if (done_ids.count(p.id)) sum.skipped++;
+    else todo.push_back(&p);
+  }
+  std::unique_ptr<Progress> progress;
+  if (options.show_progress) progress = std::make_unique<Progress>("describe", static_cast<int64_t>(todo.size()), "products");
+  auto tick = [&] {
+    if (progress) progress->add(1);
+  };
+
+  std::string attributes_from = answerer ? answerer->name() : "catalog";
+  ProductQueue queue;
+  queue.capacity = static_cast<size_t>(options.concurrency) * 2;
+  std::vector<std::thread> workers;
+  for (int t = 0; t < options.concurrency; ++t) {
+    workers.emplace_back([&] {
+      Product p;
+      while (queue.pop(p)) {
+        if (stop) {
+          std::lock_guard<std::mutex> lock(mu);
+          sum.not_attempted++;
+          continue;
+        }
+        try {
+          if (p.attributes.empty()) throw Error("no attributes to describe");
+          std::string text = writer.write(p.attributes);
+          ordered_json line;
+          line["id"] = p.id;
+          line["attributes"] = ordered_json::object();
+          for (const auto& a : p.attributes) line["attributes"][a.name] = a.value;
+          line["description"] = text;
+          line["writer"] = writer.name();
+          line["model"] = writer.model();
+          line["attributes_from"] = attributes_from;
+          std::string s = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+          std::lock_guard<std::mutex> lock(mu);
+          append_line_durable(options.output_jsonl, s);
+          sum.done++;
+          consecutive_failures = 0;
+        } catch (const std::exception& e) {
+          fail(p.id, e.what());
+          std::lock_guard<std::mutex> lock(mu);
+          if (++consecutive_failures >= options.stop_after_consecutive_failures && !stop) {
+            stop = true;
+            log("describe: stopping after " + std::to_string(consecutive_failures) +
+                " failures in a row; the last: " + e.what());
+          }
+        }
+        tick();
+      }
+    });
+  }
+
+  // Producer: attributes from the catalog as they are, or predicted in batches of photos.
+  size_t batch = answerer ? static_cast<size_t>(options.batch_size) : 1;
+  for (size_t i = 0; i < todo.size(); i += batch) {
+    if (stop) {
+      std::lock_guard<std::mutex> lock(mu);
+      sum.not_attempted += static_cast<int64_t>(todo.size() - i);
+      break;
+    }
+    size_t end = std::min(todo.size(), i + batch);
+    std::vector<Product> ready;
+    for (size_t k = i; k < end; ++k) {
+      if (!todo[k]->error.empty()) {
+        fail(todo[k]->id, todo[k]->error);
+        tick();
+      } else {
+        ready.push_back(*todo[k]);
+      }
+    }
+    if (answerer && !ready.empty()) {
+      const auto& specs = answerer->task().attributes;
+      std::vector<AnswerRequest> requests;
+      std::vector<Product> predicted;
+      for (auto& p : ready) {
+        std::shared_ptr<const ImageRGB> image;
+        try {
+          image = std::make_shared<const ImageRGB>(options.load_image(p.image_path));
+        } catch (const std::exception& e) {
+          fail(p.id, e.what());
+          tick();
+          continue;
+        }
+        for (const auto& spec : specs) requests.push_back({image, wrap_prompt(spec.question)});
+        predicted.push_back(p);
+      }
+      if (!predicted.empty()) {
+        try {
+          std::vector<std::string> answers = answerer->answer(requests, options.generation);
+          if (answers.size() != requests.size())
+            throw Error("the model returned " + std::to_string(answers.size()) + " answers for " +
+                        std::to_string(requests.size()) + " questions");
+          size_t a = 0;
+          for (auto& p : predicted) {
+            // Keep the product type from the catalog (not a predicted attribute); predictions first.
+            ProductAttributes kept = p.attributes;
+            p.attributes.clear();
+            for (const auto& spec : specs) {
+              auto parsed = parse_answer(answers[a++], spec.name);
+              std::string v = trim(parsed.second);
+              if (!missing_value(v)) p.attributes.push_back({spec.name, v});
+            }
+            for (const auto& k : kept) p.attributes.push_back(k);
+          }
+        } catch (const std::exception& e) {
+          for (const auto& p : predicted) {
+            fail(p.id, std::string("attribute prediction failed: ") + e.what());
+            tick();
+          }
+          predicted.clear();
+        }
+      }
+      ready = std::move(predicted);
+    }
+    for (auto& p : ready) queue.push(std::move(p));
+  }
+  queue.close();
+  for (auto& w : workers) w.join();
+  if (progress) progress->finish();
+
+  if (!options.output_csv.empty()) write_describe_csv(options.output_jsonl, options.output_csv);
+  return sum;
+}
+
+DescribedProduct describe_one(const Writer& writer, const std::map<std::string, std::string>& attributes) {
+  DescribedProduct d;
+  std::set<std::string> used;
+  auto take = [&](const std::string& name) {
+    auto it = attributes.find(name);
+    if (it == attributes.end() || used.count(name)) return;
+    used.insert(name);
+    std::string v = trim(it->second);
+    if (!missing_value(v)) d.attributes.push_back({name, v});
+  };
+  for (const auto& spec : default_attributes()) take(spec.name);
+  take("articleType");
+  for (const auto& kv : attributes) take(kv.first);  // the rest, by name
+  if (d.attributes.empty()) throw Error("no attributes to describe (all missing or \"NA\")");
+  d.description = writer.write(d.attributes);
+  d.writer = writer.name();
+  d.model = writer.model();
+  return d;
+}
+
+}  // namespace tailor

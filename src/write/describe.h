@@ -1,0 +1,94 @@
+// `tailor describe` as a library: products (from a catalog or a list of photos) -> attributes (the
+// catalog's own, or predicted by a model in batches) -> a description per product from a Writer,
+// appended as one JSONL line each. Resumable: ids already in the output are skipped, lines are
+// written whole, a torn last line from a crash is dropped and reported.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "catalog/attributes.h"
+#include "catalog/images.h"
+#include "infer/answerer.h"
+#include "write/writer.h"
+
+namespace tailor {
+
+struct Product {
+  std::string id;
+  std::string image_path;
+  ProductAttributes attributes;  // catalog attributes, or filled in by the model
+  std::string error;             // why it cannot be described (reported as failed, never skipped silently)
+};
+
+struct CatalogQuery {
+  std::vector<AttributeSpec> attributes = default_attributes();  // which attributes to read
+  std::vector<std::string> article_types;  // keep only these articleType values; empty = all
+  std::vector<std::string> ids;            // keep only these ids; empty = all
+  int64_t limit = 0;                       // first N after filtering; 0 = all
+  bool read_attributes = true;             // false when a model predicts them
+};
+
+// Kaggle layout: styles.csv (id, articleType, baseColour, ...), styles/<id>.json
+// (data.articleAttributes), images/<id>.jpg. Attributes come in the order of query.attributes,
+// then "articleType"; "NA" and empty values are left out. A missing or broken JSON file makes that
+// product's `error`, not an exception; a broken styles.csv throws Error naming the line.
+std::vector<Product> read_catalog_products(const std::string& catalog_dir, const CatalogQuery& query);
+// One product per photo, id = file name without extension; duplicate ids throw Error.
+std::vector<Product> products_from_images(const std::vector<std::string>& image_paths);
+
+struct DescribeOptions {
+  std::string output_jsonl;  // required; appended to
+  std::string output_csv;    // optional; rewritten whole from the JSONL at the end
+  int concurrency = 4;       // writer calls in flight
+  int batch_size = 8;        // photos per model pass
+  GenerationOptions generation;
+  // Model mode only: reads a photo. The CLI passes catalog/images.h load_image; tests pass their own.
+  std::function<ImageRGB(const std::string& path)> load_image;
+  int stop_after_consecutive_failures = 10;  // a dead endpoint or bad key stops the run early
+  bool show_progress = true;
+  std::function<void(const std::string&)> log;  // notes (dropped partial line, stopping); nullptr = stderr
+};
+
+struct DescribeSummary {
+  int64_t total = 0;          // products given
+  int64_t done = 0;           // written in this run
+  int64_t skipped = 0;        // already in the output
+  int64_t failed = 0;         // with a reason in failures
+  int64_t not_attempted = 0;  // left when the run stopped early
+  int64_t dropped_partial_bytes = 0;  // a torn last line removed from the output on start
+  std::map<std::string, std::vector<std::string>> failures;  // reason -> ids
+  std::string text() const;   // a few lines for people
+};
+
+// Describes every product not yet in options.output_jsonl. With `answerer` (may be null) the
+// attributes are predicted: for each photo, one AnswerRequest per attribute of answerer->task(),
+// all sharing the photo's image, batch_size photos per answer() call.
+DescribeSummary describe_products(const std::vector<Product>& products, const Writer& writer, Answerer* answerer,
+                                  const DescribeOptions& options);
+
+// For serving (POST /describe): one product from an attribute map. Attributes are ordered as
+// default_attributes(), then articleType, then the rest by name; "NA"/empty values are dropped.
+struct DescribedProduct {
+  ProductAttributes attributes;
+  std::string description;
+  std::string writer;
+  std::string model;
+};
+DescribedProduct describe_one(const Writer& writer, const std::map<std::string, std::string>& attributes);
+
+// The ids already written to a describe output; drops (and counts) a torn last line. Throws Error
+// naming the line for a line that is not a describe record.
+struct ResumeState {
+  std::vector<std::string> ids;
+  int64_t dropped_partial_bytes = 0;
+};
+ResumeState read_describe_output(const std::string& jsonl_path);
+
+// Rewrites `csv_path` (atomically) from every record of `jsonl_path`.
+void write_describe_csv(const std::string& jsonl_path, const std::string& csv_path);
+
+}  // namespace tailor
