@@ -9,6 +9,7 @@
 #include "serve/server.h"
 #include "util/error.h"
 #include "util/torch_threads.h"
+#include "write/writer.h"
 
 namespace tailor::cli {
 
@@ -27,8 +28,10 @@ void add_serve(CLI::App& app) {
     int timeout_ms = 30000;
     int max_payload_mb = 6;
     int http_threads = 0;
+    WriterConfig writer;
   };
   auto f = std::make_shared<Flags>();
+  f->writer.kind = "none";
   cmd->add_option("--model", f->model, "Model directory (default /opt/ml/model, SageMaker's)");
   cmd->add_option("--host", f->host, "Address to listen on (default 127.0.0.1; 0.0.0.0 when --model is not given, as in a container)");
   cmd->add_option("--port", f->port, "Port (default $SAGEMAKER_BIND_TO_PORT or 8080)")->check(CLI::Range(0, 65535));
@@ -41,6 +44,13 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--auth-token-env", f->auth_token_env, "Require 'Authorization: Bearer <token>', the token read from this environment variable");
   cmd->add_option("--device", f->device, "cpu or cuda[:N]")->capture_default_str();
   cmd->add_option("--dtype", f->dtype, "auto, f32, bf16 or f16")->capture_default_str();
+  cmd->add_option("--writer", f->writer.kind, "Description writer for /describe: none, offline, bedrock or openai")
+      ->capture_default_str();
+  cmd->add_option("--writer-model", f->writer.model, "LLM model id for the writer (else its default)");
+  cmd->add_option("--region", f->writer.region, "AWS region for bedrock (else AWS_REGION, AWS_DEFAULT_REGION)");
+  cmd->add_option("--endpoint-url", f->writer.endpoint_url, "Bedrock runtime endpoint URL override");
+  cmd->add_option("--base-url", f->writer.base_url, "OpenAI-compatible base URL (.../v1)");
+  cmd->add_option("--api-key-env", f->writer.api_key_env, "Environment variable holding the OpenAI-compatible key");
 
   cmd->callback([f] {
     const bool container = f->model.empty();
@@ -68,9 +78,16 @@ void add_serve(CLI::App& app) {
       if (!t || !*t) throw Error("--auth-token-env " + f->auth_token_env + ": the variable is not set or empty");
       o.auth_token = t;
     }
-    // The description writers are another stage; until they are wired in, /describe returns
-    // attributes only.
-    o.describer = nullptr;
+    // /describe: attributes only, or attributes + a description from a writer (checked now, so a
+    // missing credential fails at start rather than on every request).
+    if (f->writer.kind != "none") {
+      std::shared_ptr<const Writer> writer = make_writer(f->writer);
+      o.describer = [writer](const std::map<std::string, std::string>& attributes) {
+        ProductAttributes list;
+        for (const auto& [name, value] : attributes) list.push_back({name, value});
+        return writer->write(list);
+      };
+    }
 
     init_torch_threads();
     LoadOptions load;

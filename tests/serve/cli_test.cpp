@@ -16,6 +16,7 @@
 #include "serve/base64.h"
 #include "test_util.h"
 #include "util/fs.h"
+#include "write/writer.h"
 
 namespace tailor {
 namespace {
@@ -80,7 +81,7 @@ TEST(ServeCli, TinyModelEndToEndAndSigtermFinishesInFlight) {
   ASSERT_EQ(init.status, 0) << init.output;
   TaskInfo task = load_task_info(model);  // what the model directory says it was trained on
 
-  Process p = start_serve("--model " + model + " --port 0 --max-wait-ms 20", dir);
+  Process p = start_serve("--model " + model + " --port 0 --max-wait-ms 20 --writer offline", dir);
   int port = wait_port(p);
   ASSERT_GT(port, 0) << slurp(p.log);
   httplib::Client c("127.0.0.1", port);
@@ -110,6 +111,21 @@ TEST(ServeCli, TinyModelEndToEndAndSigtermFinishesInFlight) {
     EXPECT_TRUE(all[a.name].is_string()) << a.name;
     EXPECT_TRUE(all["generated_text"][a.name].is_string()) << a.name;
   }
+
+  // /describe with the offline writer: the description is the writer's text for the attributes
+  // the server reports (known ones kept, the rest predicted).
+  r = c.Post("/describe",
+             json{{"image", image}, {"attributes", {{"Brand", "Acme"}}}, {"parameters", {{"max_new_tokens", 3}}}}.dump(),
+             "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  json described = json::parse(r->body);
+  EXPECT_EQ(described["attributes"]["Brand"], "Acme");
+  ProductAttributes list;
+  for (auto it = described["attributes"].begin(); it != described["attributes"].end(); ++it)
+    list.push_back({it.key(), it.value().get<std::string>()});  // json objects iterate sorted, as std::map
+  EXPECT_EQ(list.size(), task.attributes.size() + 1);
+  EXPECT_EQ(described.value("description", ""), offline_description(list));
 
   // Requests in flight when SIGTERM arrives still get their answers; then the process exits 0.
   const AttributeSpec& sleeve = task.attributes.at(0);
@@ -141,7 +157,7 @@ TEST(ServeCli, TinyModelEndToEndAndSigtermFinishesInFlight) {
     if (statuses[k] == 200) EXPECT_TRUE(json::parse(bodies[k])[sleeve.name].is_string()) << bodies[k];
   }
   EXPECT_NE(log.find("SIGTERM, finishing requests in flight"), std::string::npos) << log;
-  // One JSON log line per request: ping(s), the raw photo, the four prompts.
+  // One JSON log line per request: ping(s), all attributes, describe, the four prompts.
   int invocations = 0;
   std::istringstream lines(log);
   for (std::string line; std::getline(lines, line);) {
@@ -164,10 +180,14 @@ TEST(ServeCli, MissingModelExitsWithClearError) {
   EXPECT_NE(log.find("cannot load the model " + dir + "/no-such-model"), std::string::npos) << log;
 }
 
-TEST(ServeCli, BadPortEnvironmentIsAnError) {
+TEST(ServeCli, BadSettingsFailAtStart) {
   auto r = test::run_cmd("SAGEMAKER_BIND_TO_PORT=http " + test::tailor_bin() + " serve --model /nonexistent");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("SAGEMAKER_BIND_TO_PORT=\"http\" is not a port number"), std::string::npos) << r.output;
+  r = test::run_cmd("env -u TAILOR_TEST_UNSET_KEY " + test::tailor_bin() +
+                    " serve --model /nonexistent --port 0 --writer openai --api-key-env TAILOR_TEST_UNSET_KEY");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("TAILOR_TEST_UNSET_KEY"), std::string::npos) << r.output;
 }
 
 }  // namespace
