@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Serving benchmark: starts `tailor serve` on a model and drives POST /invocations with wrk, posting a
+# real catalog JPEG; prints requests/s and p50/p90/p99 latency for each load level.
+#
+#   bench/serve_bench.sh [--model DIR] [--device cpu|cuda] [--duration 20s] [--connections "1 8 32"]
+#                        [--mode prompt|all] [--image FILE] [--max-batch N] [--max-wait-ms N]
+#
+# Without --model it builds the tiny model with `tailor init --preset tiny --out <tmp>/model`.
+# mode prompt: JSON {"image": base64, "prompt": <one question>} (one question per request);
+# mode all:    raw image/jpeg body, every attribute asked in one request.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+TAILOR="${TAILOR:-$ROOT/build/tailor}"
+MODEL=""
+DEVICE=cpu
+DURATION=20s
+CONNECTIONS="1 8 32"
+MODE=prompt
+IMAGE="$ROOT/../shared/data/fashion-products/images/10000.jpg"
+MAX_BATCH=32
+MAX_WAIT_MS=5
+PORT="${PORT:-18080}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --model) MODEL="$2"; shift 2 ;;
+    --device) DEVICE="$2"; shift 2 ;;
+    --duration) DURATION="$2"; shift 2 ;;
+    --connections) CONNECTIONS="$2"; shift 2 ;;
+    --mode) MODE="$2"; shift 2 ;;
+    --image) IMAGE="$2"; shift 2 ;;
+    --max-batch) MAX_BATCH="$2"; shift 2 ;;
+    --max-wait-ms) MAX_WAIT_MS="$2"; shift 2 ;;
+    --port) PORT="$2"; shift 2 ;;
+    *) echo "serve_bench: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+command -v wrk >/dev/null || { echo "serve_bench: wrk is not installed (scripts/setup.sh installs it)" >&2; exit 1; }
+[ -x "$TAILOR" ] || { echo "serve_bench: $TAILOR not built (ninja -C build tailor)" >&2; exit 1; }
+[ -f "$IMAGE" ] || { echo "serve_bench: image $IMAGE not found" >&2; exit 1; }
+
+WORK="$(mktemp -d)"
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill -TERM "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if [ -z "$MODEL" ]; then
+  MODEL="$WORK/model"
+  echo "serve_bench: building the tiny model in $MODEL"
+  "$TAILOR" init --preset tiny --out "$MODEL" >"$WORK/init.log" 2>&1 || { cat "$WORK/init.log" >&2; exit 1; }
+fi
+
+# Request body: a file wrk's Lua script reads once.
+if [ "$MODE" = all ]; then
+  cp "$IMAGE" "$WORK/body"
+  CONTENT_TYPE="image/jpeg"
+else
+  { printf '{"image": "'; base64 -w0 "$IMAGE"; printf '", "prompt": "What is the sleeve length of the shirt in this picture?", "parameters": {"max_new_tokens": 20, "num_beams": 1}}'; } >"$WORK/body"
+  CONTENT_TYPE="application/json"
+fi
+cat >"$WORK/post.lua" <<LUA
+local f = assert(io.open("$WORK/body", "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "$CONTENT_TYPE"
+local bad = 0
+response = function(status, headers, body)
+  if status ~= 200 then bad = bad + 1 end
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT requests=%d rps=%.2f p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f errors=%d non200=%d\n",
+    summary.requests, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status))
+end
+LUA
+
+"$TAILOR" serve --model "$MODEL" --device "$DEVICE" --port "$PORT" --max-batch "$MAX_BATCH" \
+  --max-wait-ms "$MAX_WAIT_MS" --queue 1024 2>"$WORK/server.log" &
+SERVER_PID=$!
+for _ in $(seq 1 600); do
+  if curl -fs "http://127.0.0.1:$PORT/ping" >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then echo "serve_bench: server exited:" >&2; cat "$WORK/server.log" >&2; exit 1; fi
+  sleep 0.5
+done
+curl -fs "http://127.0.0.1:$PORT/ping" >/dev/null || { echo "serve_bench: model did not load in 300 s" >&2; exit 1; }
+
+echo "serve_bench: model=$MODEL device=$DEVICE mode=$MODE image=$(basename "$IMAGE") ($(stat -c %s "$IMAGE") bytes) max_batch=$MAX_BATCH max_wait_ms=$MAX_WAIT_MS duration=$DURATION"
+printf "%-12s %10s %10s %10s %10s %8s\n" connections req/s p50_ms p90_ms p99_ms errors
+for c in $CONNECTIONS; do
+  threads=$(( c < 4 ? c : 4 ))
+  line=$(wrk -t"$threads" -c"$c" -d"$DURATION" --timeout 60s -s "$WORK/post.lua" "http://127.0.0.1:$PORT/invocations" | grep '^RESULT')
+  get() { echo "$line" | sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+  printf "%-12s %10s %10s %10s %10s %8s\n" "$c" "$(get rps)" "$(get p50_ms)" "$(get p90_ms)" "$(get p99_ms)" "$(( $(get errors) + $(get non200) ))"
+done
+echo "serve_bench: batch sizes seen by the model:"
+curl -fs "http://127.0.0.1:$PORT/metrics" | grep -E '^tailor_batch_size_(sum|count)'
