@@ -601,7 +601,11 @@ int Server::start() {
     throw Error(std::string("cannot set the listen backlog: ") + std::strerror(errno));
   listener_ = std::thread([this] { http_->listen_after_bind(); });
   // stop() only works once httplib is running; don't hand back a server that cannot be stopped.
-  while (!http_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int i = 0; i < 5000 && !http_->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (!http_->is_running()) {
+    listener_.join();  // listen_after_bind gave up at once
+    throw Error("the HTTP listener on " + options_.host + ":" + std::to_string(port_) + " did not start");
+  }
   started_ = true;
   // The model loads now, while /ping already answers 503.
   batcher_.start(factory_);
