@@ -79,6 +79,19 @@ static ImageRGB decode_jpeg(const uint8_t* data, size_t size) {
   img.width = w;
   img.height = h;
   img.pixels.resize(static_cast<size_t>(w) * h * 3);
+  if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK) {
+    // TurboJPEG decodes CMYK only to CMYK. Such files (Photoshop's) store inverted CMYK (Adobe
+    // convention); PIL's convert("RGB") then gives R = C*K/255 etc. on the stored values.
+    std::vector<uint8_t> cmyk(static_cast<size_t>(w) * h * 4);
+    if (tjDecompress2(tj, data, static_cast<unsigned long>(size), cmyk.data(), w, 0, h, TJPF_CMYK,
+                      TJFLAG_STOPONWARNING) != 0)
+      throw fail("decode");
+    for (size_t i = 0, n = static_cast<size_t>(w) * h; i < n; ++i) {
+      unsigned k = cmyk[i * 4 + 3];
+      for (int c = 0; c < 3; ++c) img.pixels[i * 3 + c] = static_cast<uint8_t>((cmyk[i * 4 + c] * k + 127) / 255);
+    }
+    return img;
+  }
   // Warnings (e.g. "Premature end of JPEG file", "Corrupt JPEG data: bad Huffman code") mean the
   // decoder filled in pixels it did not have; such an image must not reach training, so they fail.
   if (tjDecompress2(tj, data, static_cast<unsigned long>(size), img.pixels.data(), w, 0, h, TJPF_RGB,

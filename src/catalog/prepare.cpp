@@ -182,6 +182,13 @@ static ProductResult read_product(const CsvProduct& p, const std::string& catalo
   if (!doc.is_object() || !doc.contains("data") || !doc["data"].is_object())
     return skip(kSkipInvalidJson, json_path, "no object \"data\" at the top level");
   const json& data = doc["data"];
+  auto jid = data.find("id");
+  if (jid != data.end()) {
+    std::string id = jid->is_number_integer() ? std::to_string(jid->get<int64_t>())
+                     : jid->is_string()       ? jid->get<std::string>()
+                                              : std::string("?");
+    if (id != p.id) r.warnings.push_back(json_path + ": data.id is " + id + ", the file name says " + p.id);
+  }
 
   // Article type: JSON first, CSV as fallback.
   std::string type;

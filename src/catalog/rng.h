@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tailor {
 
@@ -35,6 +36,10 @@ struct Rng {
   // Uniform integer in [0, n); n > 0. The modulo bias (< n / 2^64) does not matter here.
   int below(int n) { return static_cast<int>(next() % static_cast<uint64_t>(n)); }
   bool chance(double p) { return uniform() < p; }
+  template <typename T>
+  T pick(const std::vector<T>& v) {
+    return v[below(static_cast<int>(v.size()))];
+  }
 };
 
 }  // namespace tailor

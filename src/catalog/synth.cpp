@@ -1,38 +1,17 @@
-#include "catalog/synth.h"
-
+// Drawing the synthetic product photos with Cairo (built only with TAILOR_WITH_CAIRO).
 #include <cairo.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cmath>
 #include <cstring>
-#include <mutex>
-#include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "catalog/rng.h"
+#include "catalog/synth.h"
 #include "util/error.h"
-#include "util/fs.h"
-#include "util/progress.h"
 
 namespace tailor {
 
-using ojson = nlohmann::ordered_json;
-
-static const int kSize = 224;       // photo side, as in the real catalog
-static const int kFirstId = 100000;  // far from the real catalog's ids (10000-60000)
-
-const std::vector<SynthColour>& synth_palette() {
-  // Chosen far apart in hue or lightness so that they stay apart after shading and JPEG.
-  static const std::vector<SynthColour> p = {
-      {"Black", 28, 28, 30},    {"White", 246, 246, 244}, {"Grey", 128, 128, 130}, {"Red", 200, 28, 36},
-      {"Green", 36, 146, 62},   {"Blue", 36, 82, 204},    {"Yellow", 242, 208, 40}, {"Pink", 244, 138, 186},
-      {"Orange", 242, 128, 24}, {"Purple", 122, 44, 160},
-  };
-  return p;
-}
+static const int kSize = 224;  // photo side, as in the real catalog
 
 static const SynthColour& palette_colour(const std::string& name) {
   for (const auto& c : synth_palette())
@@ -40,44 +19,8 @@ static const SynthColour& palette_colour(const std::string& name) {
   throw Error("synth: colour \"" + name + "\" is not in the palette");
 }
 
-template <typename T>
-static const T& pick(Rng& r, const std::vector<T>& v) {
-  return v[r.below(static_cast<int>(v.size()))];
-}
-
-static uint64_t product_stream(uint64_t seed, int index) {
-  return splitmix64_mix(seed ^ (0xA0761D6478BD642Full * static_cast<uint64_t>(index + 1)));
-}
 static uint64_t render_stream(uint64_t seed, int index) {
   return splitmix64_mix(~seed ^ (0x5851F42D4C957F2Dull * static_cast<uint64_t>(index + 1)));
-}
-
-SynthProduct synth_product(uint64_t seed, int index) {
-  Rng r(product_stream(seed, index));
-  SynthProduct p;
-  p.id = std::to_string(kFirstId + index);
-  bool tee = r.chance(0.55);
-  p.article_type = tee ? "Tshirts" : "Shirts";
-  p.gender = r.chance(0.6) ? "Men" : "Women";
-  p.base_colour = synth_palette()[r.below(static_cast<int>(synth_palette().size()))].name;
-  if (tee) {
-    p.sleeve_length = pick<std::string>(r, {"Short Sleeves", "Long Sleeves", "Sleeveless"});
-    p.neck = pick<std::string>(r, {"Round Neck", "V-Neck", "Polo Collar"});
-  } else {
-    p.sleeve_length = pick<std::string>(r, {"Short Sleeves", "Long Sleeves"});
-    p.collar = pick<std::string>(r, {"Spread Collar", "Mandarin Collar"});
-  }
-  p.pattern = pick<std::string>(r, {"Solid", "Striped", "Checked", "Printed"});
-  double f = r.uniform();
-  p.fabric = f < 0.7 ? "Cotton" : f < 0.85 ? "Polyester" : f < 0.93 ? "Linen" : "Blended";
-  p.fit = r.chance(0.75) ? "Regular Fit" : "Slim Fit";
-  p.season = pick<std::string>(r, {"Summer", "Fall", "Winter", "Spring"});
-  p.year = std::to_string(2011 + r.below(6));
-  p.usage = tee ? (r.chance(0.8) ? "Casual" : "Sports") : (r.chance(0.6) ? "Casual" : "Formal");
-  std::string brand = pick<std::string>(r, {"Loomline", "Northpin", "Threadwell", "Palecrest"});
-  std::string pattern_word = p.pattern == "Solid" ? "" : p.pattern + " ";
-  p.display_name = brand + " " + p.gender + " " + p.base_colour + " " + pattern_word + (tee ? "T-Shirt" : "Shirt");
-  return p;
 }
 
 // ---- drawing --------------------------------------------------------------------------------
@@ -162,14 +105,14 @@ static cairo_pattern_t* make_fabric(const std::string& pattern, Rgb base, Rgb se
   set_rgb(t, base);
   cairo_paint(t);
   if (pattern == "Striped") {
-    double w = std::round(p * 0.38);
+    double w = std::round(p * 0.45);
     set_rgb(t, second);
     if (vertical) cairo_rectangle(t, 0, 0, w, p);
     else cairo_rectangle(t, 0, 0, p, w);
     cairo_fill(t);
   } else {
-    double w = std::round(p * 0.3);
-    set_rgba(t, second, 0.85);
+    double w = std::round(p * 0.32);
+    set_rgba(t, second, 0.9);
     cairo_rectangle(t, 0, 0, p, w);
     cairo_fill(t);
     cairo_rectangle(t, 0, 0, w, p);
@@ -250,7 +193,7 @@ ImageRGB synth_render(const SynthProduct& p, uint64_t seed, int index) {
   double scale = r.uniform(0.86, 1.0);
   double angle = r.uniform(-6, 6) * M_PI / 180;
   double dx = r.uniform(-10, 10), dy = r.uniform(-8, 8);
-  double period = r.uniform(17, 24);
+  double period = r.uniform(26, 34);  // bold: 7-10 px at 64x64
   bool vertical = r.chance(0.5);
 
   cairo_surface_t* surf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, kSize, kSize);
@@ -281,8 +224,8 @@ ImageRGB synth_render(const SynthProduct& p, uint64_t seed, int index) {
 
   // 2. A print on the chest: one bold motif in a contrasting colour.
   if (p.pattern == "Printed") {
-    Rgb ink = light ? pick<Rgb>(r, {{0.1, 0.1, 0.12}, {0.12, 0.16, 0.45}, {0.55, 0.08, 0.1}})
-                    : pick<Rgb>(r, {{0.98, 0.98, 0.96}, {0.98, 0.85, 0.3}, {0.6, 0.85, 0.95}});
+    Rgb ink = light ? r.pick<Rgb>({{0.1, 0.1, 0.12}, {0.12, 0.16, 0.45}, {0.55, 0.08, 0.1}})
+                    : r.pick<Rgb>({{0.98, 0.98, 0.96}, {0.98, 0.85, 0.3}, {0.6, 0.85, 0.95}});
     double cx = r.uniform(-6, 6), cy = s.top + r.uniform(56, 66), rad = r.uniform(22, 28);
     int motif = r.below(3);
     set_rgb(cr, ink);
@@ -435,118 +378,6 @@ ImageRGB synth_render(const SynthProduct& p, uint64_t seed, int index) {
     }
   cairo_surface_destroy(surf);
   return img;
-}
-
-// ---- catalog files --------------------------------------------------------------------------
-
-static std::string describe(const SynthProduct& p) {
-  std::string kind = p.article_type == "Tshirts" ? "t-shirt" : "shirt";
-  std::string pat = p.pattern == "Solid" ? "solid" : p.pattern == "Printed" ? "printed" : p.pattern;
-  for (auto& c : pat) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  std::string neck = p.neck.empty() ? p.collar : p.neck;
-  std::string sleeves = p.sleeve_length;
-  for (auto& c : neck) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  for (auto& c : sleeves) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return "<p>" + p.base_colour + " " + pat + " " + kind + ", has a " + neck + ", " + sleeves + "</p><p>" +
-         p.fabric + ", " + p.fit + "</p>";
-}
-
-static std::string style_json(const SynthProduct& p) {
-  bool tee = p.article_type == "Tshirts";
-  ojson attrs = ojson::object();
-  attrs["Body or Garment Size"] = "Garment Measurements in";
-  attrs["Fabric"] = p.fabric;
-  attrs["Fit"] = p.fit;
-  if (!p.collar.empty()) attrs["Collar"] = p.collar;
-  if (!p.neck.empty()) attrs["Neck"] = p.neck;
-  attrs["Pattern"] = p.pattern;
-  attrs["Sleeve Length"] = p.sleeve_length;
-  ojson d;
-  d["id"] = std::stoll(p.id);
-  d["price"] = tee ? 799 : 1299;
-  d["discountedPrice"] = tee ? 799 : 1299;
-  d["styleType"] = "P";
-  d["productDisplayName"] = p.display_name;
-  d["brandName"] = p.display_name.substr(0, p.display_name.find(' '));
-  d["ageGroup"] = "Adults-" + p.gender;
-  d["gender"] = p.gender;
-  d["baseColour"] = p.base_colour;
-  d["colour1"] = "NA";
-  d["colour2"] = "NA";
-  d["fashionType"] = "Fashion";
-  d["season"] = p.season;
-  d["year"] = p.year;
-  d["usage"] = p.usage;
-  d["articleAttributes"] = attrs;
-  d["styleImages"] = {{"default", {{"imageURL", "images/" + p.id + ".jpg"}}}};
-  d["masterCategory"] = {{"id", 9}, {"typeName", "Apparel"}, {"active", true}};
-  d["subCategory"] = {{"id", 31}, {"typeName", "Topwear"}, {"active", true}};
-  d["articleType"] = {{"id", tee ? 90 : 91}, {"typeName", p.article_type}, {"active", true}};
-  d["productDescriptors"] = {
-      {"description", {{"descriptorType", "description"}, {"value", describe(p)}}}};
-  ojson j;
-  j["notification"] = ojson::object();
-  j["meta"] = {{"code", 200}, {"requestId", "tailor-synth-" + p.id}};
-  j["data"] = d;
-  return j.dump(2) + "\n";
-}
-
-SynthSummary synth_catalog(const SynthOptions& opt) {
-  auto t0 = std::chrono::steady_clock::now();
-  if (opt.out_dir.empty()) throw Error("synth: no output directory given");
-  if (opt.products < 1 || opt.products > 1000000)
-    throw Error("synth: --products must be in 1..1000000, got " + std::to_string(opt.products));
-  std::string styles = join_path(opt.out_dir, "styles"), images = join_path(opt.out_dir, "images");
-  make_dirs(styles);
-  make_dirs(images);
-
-  SynthSummary sum;
-  sum.out_dir = opt.out_dir;
-  for (int i = 0; i < opt.products; ++i) sum.products.push_back(synth_product(opt.seed, i));
-
-  int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::thread::hardware_concurrency());
-  threads = std::max(1, std::min(threads, 64));
-  bool quiet = Progress::quiet;
-  if (!opt.progress) Progress::quiet = true;
-  {
-    Progress progress("synth", opt.products, "images");
-    std::atomic<int> next{0};
-    std::atomic<bool> failed{false};
-    std::string first_error;
-    std::mutex error_mu;
-    auto work = [&] {
-      while (!failed) {
-        int i = next.fetch_add(1);
-        if (i >= opt.products) break;
-        try {
-          const SynthProduct& p = sum.products[i];
-          std::vector<uint8_t> jpg = encode_jpeg(synth_render(p, opt.seed, i), 90);
-          write_file_atomic(join_path(images, p.id + ".jpg"), jpg.data(), jpg.size());
-          write_file_atomic(join_path(styles, p.id + ".json"), style_json(p));
-        } catch (const std::exception& e) {
-          std::lock_guard<std::mutex> lock(error_mu);
-          if (!failed) first_error = e.what();
-          failed = true;
-        }
-        progress.add(1);
-      }
-    };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-    work();
-    for (auto& th : pool) th.join();
-    progress.finish();
-    Progress::quiet = quiet;
-    if (failed) throw Error("synth: " + first_error);
-  }
-
-  std::string csv = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName\n";
-  for (const auto& p : sum.products)
-    csv += p.id + "," + p.gender + ",Apparel,Topwear," + p.article_type + "," + p.base_colour + "," + p.season + "," +
-           p.year + "," + p.usage + "," + p.display_name + "\n";
-  write_file_atomic(join_path(opt.out_dir, "styles.csv"), csv);
-  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return sum;
 }
 
 }  // namespace tailor

@@ -9,11 +9,6 @@
 #include "util/fs.h"
 #include "write/describe.h"
 
-// Image decoding (catalog/images.cpp) lands with the catalog work; until it does, the reference is
-// weak so the program links, and --model says clearly that photos cannot be read yet.
-namespace tailor {
-ImageRGB load_image(const std::string& path) __attribute__((weak));
-}
 
 namespace tailor::cli {
 

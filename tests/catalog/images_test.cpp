@@ -4,6 +4,7 @@
 // give an Error that says why, never a crash.
 #include <gtest/gtest.h>
 #include <png.h>
+#include <turbojpeg.h>
 
 #include <cstring>
 #include <string>
@@ -207,6 +208,48 @@ TEST(Images, EncodeJpegRoundTripsClosely) {
   bad.height = 4;  // no pixels
   EXPECT_THROW(encode_jpeg(bad), Error);
   EXPECT_THROW(encode_png(bad), Error);
+}
+
+// Grey and CMYK JPEGs (made here with TurboJPEG's encoder) come out as RGB.
+TEST(Images, GreyAndCmykJpegBecomeRgb) {
+  tjhandle tj = tjInitCompress();
+  ASSERT_NE(tj, nullptr);
+  auto compress = [&](const std::vector<uint8_t>& px, int w, int h, int pf, int samp) {
+    unsigned char* buf = nullptr;
+    unsigned long len = 0;
+    EXPECT_EQ(tjCompress2(tj, px.data(), w, 0, h, pf, &buf, &len, samp, 100, 0), 0) << tjGetErrorStr2(tj);
+    std::vector<uint8_t> out(buf, buf + len);
+    tjFree(buf);
+    return out;
+  };
+  std::vector<uint8_t> grey(16 * 16);
+  for (int i = 0; i < 256; ++i) grey[i] = static_cast<uint8_t>(i % 16 < 8 ? 40 : 200);
+  ImageRGB g = decode_image(compress(grey, 16, 16, TJPF_GRAY, TJSAMP_GRAY));
+  ASSERT_EQ(g.width, 16);
+  for (int y = 0; y < 16; ++y)
+    for (int x = 0; x < 16; ++x) {
+      const uint8_t* p = g.at(x, y);
+      EXPECT_EQ(p[0], p[1]);
+      EXPECT_EQ(p[1], p[2]);
+      EXPECT_NEAR(p[0], x < 8 ? 40 : 200, 12);
+    }
+  // Adobe-style (inverted) CMYK: left half only magenta ink → magenta; right half 50 % black → grey.
+  std::vector<uint8_t> cmyk(16 * 16 * 4);
+  for (int y = 0; y < 16; ++y)
+    for (int x = 0; x < 16; ++x) {
+      uint8_t* p = &cmyk[(y * 16 + x) * 4];
+      if (x < 8) p[0] = 255, p[1] = 0, p[2] = 255, p[3] = 255;
+      else p[0] = 255, p[1] = 255, p[2] = 255, p[3] = 128;
+    }
+  ImageRGB c = decode_image(compress(cmyk, 16, 16, TJPF_CMYK, TJSAMP_444));
+  tjDestroy(tj);
+  ASSERT_EQ(c.width, 16);
+  for (int y = 2; y < 14; ++y) {
+    EXPECT_NEAR(c.at(2, y)[0], 255, 6);
+    EXPECT_NEAR(c.at(2, y)[1], 0, 6);
+    EXPECT_NEAR(c.at(2, y)[2], 255, 6);
+    for (int ch = 0; ch < 3; ++ch) EXPECT_NEAR(c.at(13, y)[ch], 128, 6);
+  }
 }
 
 TEST(Images, RealCatalogPhotoDecodes) {

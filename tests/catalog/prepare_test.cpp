@@ -256,7 +256,17 @@ TEST(Prepare, EveryBadInputIsSkippedCountedAndListed) {
   json j9 = json::parse(read_file(join_path(styles, ids[9] + ".json")));
   j9["data"]["articleAttributes"] = "oops";
   write_file_atomic(join_path(styles, ids[9] + ".json"), j9.dump());
+  // ids[10]: data.id disagrees with the file name; ids[11]: the CSV says another article type.
+  // Both stay usable (the JSON is the truth) and are listed as warnings.
+  json j10 = json::parse(read_file(join_path(styles, ids[10] + ".json")));
+  j10["data"]["id"] = 12345;
+  write_file_atomic(join_path(styles, ids[10] + ".json"), j10.dump());
   std::string csv = read_file(join_path(cat, "styles.csv"));
+  for (const char* t : {",Shirts,", ",Tshirts,"}) {
+    size_t line = csv.find("\n" + ids[11] + ",");
+    size_t at = csv.find(t, line);
+    if (at < csv.find('\n', line + 1)) csv.replace(at, std::string(t).size(), ",Tops,");
+  }
   csv += "99990,Men,Apparel,Topwear,Shirts,Blue,Summer,2012\n";                                    // 8 fields
   csv += "99991,Men,Apparel,Topwear,Shirts,Blue,Summer,2012,Casual,\"Unclosed name\n";             // open quote
   csv += ids[0] + ",Men,Apparel,Topwear,Shirts,Blue,Summer,2012,Casual,Duplicate\n";               // duplicate
@@ -291,6 +301,10 @@ TEST(Prepare, EveryBadInputIsSkippedCountedAndListed) {
   EXPECT_EQ(used, (std::set<std::string>{ids[0], ids[1], ids[7], ids[8], ids[10], ids[11]}));
   for (const auto& p : pairs)
     if (p.id == ids[8]) EXPECT_EQ(p.image, fs::weakly_canonical(join_path(images, ids[8] + ".png")).string());
+
+  ASSERT_EQ(s.warnings.size(), 2u);
+  EXPECT_NE(s.warnings[0].find("data.id is 12345"), std::string::npos) << s.warnings[0];
+  EXPECT_NE(s.warnings[1].find("differs from styles.csv \"Tops\""), std::string::npos) << s.warnings[1];
 
   // The pairs of the good products are exactly what their JSON holds.
   int64_t want_pairs = 0;
