@@ -464,6 +464,7 @@ void Server::install_routes() {
   auto fail = [](Response& res, int status, const std::string& message) {
     t_request.error = message;
     res.status = status;
+    if (status == 503) res.set_header("Retry-After", "1");  // loading or queue full: come back soon
     res.set_content(error_body(message), "application/json");
   };
   auto authorized = [this, fail](const Request& req, Response& res) {

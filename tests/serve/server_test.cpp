@@ -573,7 +573,11 @@ TEST(Serve, FullQueueAnswers503) {
   for (int k = 1; k < 3; ++k) waiting.emplace_back([&, k] { statuses[k] = post_raw(s, body, "application/json").status; });
   for (int i = 0; i < 400 && s.server->queue_depth() < 2; ++i) std::this_thread::sleep_for(5ms);
   ASSERT_EQ(s.server->queue_depth(), 2u);
-  Reply full = post_raw(s, body, "application/json");
+  httplib::Client c = s.client();
+  auto full_result = c.Post("/invocations", body, "application/json");
+  ASSERT_TRUE(full_result);
+  EXPECT_EQ(full_result->get_header_value("Retry-After"), "1");
+  Reply full = reply_of(full_result);
   EXPECT_EQ(full.status, 503);
   EXPECT_NE(full.body.value("error", "").find("queue is full"), std::string::npos) << full.text;
   std::string m = reply_of(s.client().Get("/metrics")).text;
