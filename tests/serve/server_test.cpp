@@ -643,10 +643,15 @@ TEST(Serve, StopFinishesRequestsInFlight) {
     s.server->stop();
     stopped = true;
   });
-  std::this_thread::sleep_for(100ms);
-  EXPECT_FALSE(stopped.load());  // waits for the requests in flight
-  httplib::Client late("127.0.0.1", s.port);
-  EXPECT_FALSE(late.Get("/ping"));  // no new connections once stopping
+  bool refused = false;  // no new connections once stopping
+  for (int i = 0; i < 300 && !refused; ++i) {
+    httplib::Client late("127.0.0.1", s.port);
+    late.set_connection_timeout(1, 0);
+    refused = !late.Get("/ping");
+    if (!refused) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_FALSE(stopped.load());  // but stop() waits for the requests in flight
   hold.open();
   stopper.join();
   for (int k = 0; k < 4; ++k) {
