@@ -494,10 +494,12 @@ void Server::install_routes() {
     };
   };
 
-  http.set_pre_routing_handler([](const Request&, Response&) {
+  http.set_pre_routing_handler([this](const Request&, Response&) {
+    if (t_request.active) metrics_.request_finished();  // the last one on this thread never reached the end
     t_request = RequestContext{};
     t_request.active = true;
     t_request.start = Clock::now();
+    metrics_.request_started();
     return httplib::Server::HandlerResponse::Unhandled;
   });
 
@@ -551,6 +553,7 @@ void Server::install_routes() {
   // client that has its answer also finds it counted). Never logs headers (the bearer token).
   http.set_post_routing_handler([this](const Request& req, Response& res) {
     double seconds = t_request.active ? std::chrono::duration<double>(Clock::now() - t_request.start).count() : 0.0;
+    if (t_request.active) metrics_.request_finished();
     metrics_.count_request(req.path, res.status, seconds);
     ordered_json j;
     j["time"] = utc_now_iso();

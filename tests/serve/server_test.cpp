@@ -582,6 +582,7 @@ TEST(Serve, FullQueueAnswers503) {
   EXPECT_NE(full.body.value("error", "").find("queue is full"), std::string::npos) << full.text;
   std::string m = reply_of(s.client().Get("/metrics")).text;
   EXPECT_EQ(metric(m, "tailor_queue_depth"), 2);
+  EXPECT_EQ(metric(m, "tailor_requests_in_flight"), 4);  // one in the model, two queued, this one
   hold.open();
   for (auto& t : waiting) t.join();
   EXPECT_EQ(statuses, std::vector<int>({200, 200, 200}));
@@ -674,6 +675,7 @@ TEST(Serve, OneJsonLogLinePerRequestAndPrometheusMetrics) {
   EXPECT_EQ(metric(m, "tailor_requests_total{route=\"/invocations\",status=\"400\"}"), 1);
   EXPECT_EQ(metric(m, "tailor_request_duration_seconds_bucket{route=\"/invocations\",le=\"+Inf\"}"), 2);
   EXPECT_EQ(metric(m, "tailor_model_ready"), 1);
+  EXPECT_EQ(metric(m, "tailor_requests_in_flight"), 1);  // the metrics request itself
   auto lines = s.log_lines();
   ASSERT_EQ(lines.size(), 3u);  // two invocations, then the metrics GET itself
   json ok = json::parse(lines[0]);
