@@ -8,9 +8,17 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "util/runtime_env.h"
+
 namespace fs = std::filesystem;
 
 namespace tailor::test {
+
+// Tests run libtorch too: give them the same BLAS/OpenMP settings as the program (see runtime_env.h).
+static const bool runtime_env_ready = [] {
+  tailor::ensure_runtime_env();
+  return true;
+}();
 
 std::string repo_root() { return TAILOR_REPO_ROOT; }
 std::string tailor_bin() { return TAILOR_BIN; }

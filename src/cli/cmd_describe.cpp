@@ -71,7 +71,6 @@ static void run_describe(DescribeFlags f) {
   std::unique_ptr<Answerer> answerer;
   DescribeOptions opts;
   if (!f.model_dir.empty()) {
-    if (!&tailor::load_image) throw Error("this build cannot read photos yet (catalog/images.cpp is missing)");
     LoadOptions lo;
     lo.device = f.device;
     answerer = load_answerer(f.model_dir, lo);

@@ -9,6 +9,7 @@
 
 namespace tailor {
 
+// key: the product id, so all questions about one photo see the same augmented photo in an epoch.
 ImageRGB augment_image(const ImageRGB& img, uint64_t seed, int64_t epoch, const std::string& key);
 
 }  // namespace tailor

@@ -46,12 +46,29 @@ json fingerprint(const TrainOptions& o) {
           {"freeze", o.freeze}, {"weight_decay", o.weight_decay}, {"warmup_ratio", o.warmup_ratio}};
 }
 
-// This epoch's order of the pairs: a seeded Fisher-Yates shuffle, reproducible from (seed, epoch).
-std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
-  std::vector<int64_t> order(n);
-  for (int64_t i = 0; i < n; ++i) order[i] = i;
+// This epoch's order of the pairs: photos in a seeded shuffle, each photo's questions together (in a
+// seeded order), so a batch runs the image side once per photo for several questions. Reproducible
+// from (seed, epoch) alone, so a resumed run needs no saved sampler state.
+std::vector<int64_t> epoch_order(const std::vector<VqaPair>& pairs, uint64_t seed, int64_t epoch) {
+  std::map<std::string, std::vector<int64_t>> by_photo;
+  std::vector<std::string> photos;
+  for (int64_t i = 0; i < static_cast<int64_t>(pairs.size()); ++i) {
+    auto& v = by_photo[pairs[i].image];
+    if (v.empty()) photos.push_back(pairs[i].image);
+    v.push_back(i);
+  }
   Rng rng(seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch) + 1);
-  for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.next() % static_cast<uint64_t>(i + 1)]);
+  auto shuffle = [&](auto& v) {
+    for (int64_t i = static_cast<int64_t>(v.size()) - 1; i > 0; --i)
+      std::swap(v[i], v[rng.next() % static_cast<uint64_t>(i + 1)]);
+  };
+  shuffle(photos);
+  std::vector<int64_t> order;
+  for (const auto& ph : photos) {
+    auto& v = by_photo[ph];
+    shuffle(v);
+    order.insert(order.end(), v.begin(), v.end());
+  }
   return order;
 }
 
@@ -278,23 +295,32 @@ TrainResult train_model(const TrainOptions& o) {
       for (auto* p : batch) rows.push_back(cache[p->image]);
       return torch::stack(rows);
     }
+    // Each distinct photo of the batch goes through the image side once; rows are expanded after.
     std::vector<ImageRGB> aug;
     std::vector<const ImageRGB*> ptrs;
+    std::map<std::string, int64_t> slot;
+    std::vector<int64_t> rows;
     aug.reserve(batch.size());
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const ImageRGB* img = images[batch[i]->image].get();
-      if (o.augment) {
-        aug.push_back(augment_image(*img, o.seed, epoch, batch[i]->id + "|" + batch[i]->attribute));
-        img = &aug.back();
+    for (const VqaPair* p : batch) {
+      auto it = slot.find(p->image);
+      if (it == slot.end()) {
+        const ImageRGB* img = images[p->image].get();
+        if (o.augment) {
+          aug.push_back(augment_image(*img, o.seed, epoch, p->id));
+          img = &aug.back();
+        }
+        it = slot.emplace(p->image, static_cast<int64_t>(ptrs.size())).first;
+        ptrs.push_back(img);
       }
-      ptrs.push_back(img);
+      rows.push_back(it->second);
     }
     Tensor px = pixel_batch(ptrs, b.image_cfg).to(dev);
+    Tensor index = torch::tensor(rows, torch::kLong).to(dev);
     if (image_side_frozen) {
       torch::NoGradGuard ng;
-      return m->qformer_features(m->vision_model->forward(px));
+      return m->qformer_features(m->vision_model->forward(px)).index_select(0, index);
     }
-    return m->qformer_features(m->vision_model->forward(px));
+    return m->qformer_features(m->vision_model->forward(px)).index_select(0, index);
   };
   auto batch_loss = [&](const std::vector<const VqaPair*>& batch, int64_t epoch) -> Tensor {
     Tensor q = qformer_out(batch, epoch);
@@ -330,7 +356,7 @@ TrainResult train_model(const TrainOptions& o) {
   };
   bool done = st.step >= total_steps;
   while (!done && st.epoch < o.epochs) {
-    std::vector<int64_t> order = epoch_order(n, o.seed, st.epoch);
+    std::vector<int64_t> order = epoch_order(pairs, o.seed, st.epoch);
     while (st.pos < n && !done) {
       opt->zero_grad();
       double step_loss = 0;
