@@ -78,7 +78,8 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   double p = training ? dropout_p : 0.0;
 #if TORCH_VERSION_MAJOR >= 2
   if (q.is_cuda()) {
-    torch::Tensor mask = bias.defined() ? bias.to(q.dtype()) : bias;
+    c10::optional<torch::Tensor> mask;  // an undefined tensor would count as a mask
+    if (bias.defined()) mask = bias.to(q.dtype());
     return at::scaled_dot_product_attention(q, k, v, mask, p, false, scale);
   }
 #endif

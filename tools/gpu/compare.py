@@ -19,4 +19,10 @@ for name in ("f32", "bf16"):
     r["greedy_rows_identical"] = int(sum(bool(torch.equal(hf[i, :n], t[i, :n])) for i in range(hf.shape[0])))
     r["argmax_agreement"] = float((ours["logits"].argmax(-1) == ref["logits"].argmax(-1)).float().mean())
     res[name] = r
+# How far each bf16 run is from the f32 reference (which of the two bf16 runs is closer to exact).
+f32 = load_file("/tmp/xl_ref_f32.safetensors")
+for who, path in (("tailor_bf16_vs_f32", "/tmp/xl_tailor_bf16.safetensors"), ("hf_bf16_vs_f32", "/tmp/xl_ref_bf16.safetensors")):
+    o = load_file(path)
+    res[who] = {k + "_rel_err": float((o[k].double() - f32[k].double()).norm() / f32[k].double().norm())
+                for k in ("image_features", "encoder_out", "logits")}
 print(json.dumps(res, indent=1))

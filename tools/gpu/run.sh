@@ -17,9 +17,9 @@ if [ "$STAGE" != bench ]; then
 fi
 if [ "$STAGE" != parity ]; then
   IMG=.gpu/parity_images/10003.jpg
-  for b in 8 32 64 128; do $BENCH train /tmp/xl $b 10 nocache; done | tee $OUT/tailor_train.jsonl
-  for b in 32 128 256; do $BENCH train /tmp/xl $b 10 cache; done | tee -a $OUT/tailor_train.jsonl
-  for b in 1 32 128; do $BENCH generate /tmp/xl $IMG $b 10; done | tee $OUT/tailor_generate.jsonl
+  $BENCH train /tmp/xl 8,32,64,128 10 nocache | tee $OUT/tailor_train.jsonl
+  $BENCH train /tmp/xl 32,128,256 10 cache | tee -a $OUT/tailor_train.jsonl
+  $BENCH generate /tmp/xl $IMG 1,32,128 10 | tee $OUT/tailor_generate.jsonl
   python3 tools/gpu/hf_bench.py train 8,32,64,128 10 | tee $OUT/hf_train.jsonl
   python3 tools/gpu/hf_bench.py generate 1,32,128 10 $IMG | tee $OUT/hf_generate.jsonl
 fi

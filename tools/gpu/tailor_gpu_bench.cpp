@@ -2,8 +2,8 @@
 // side-by-side benchmark of issue 7. Built only with -DTAILOR_GPU_TOOLS=ON.
 //
 //   tailor_gpu_bench parity   MODEL_DIR INPUTS.safetensors OUT.safetensors f32|bf16
-//   tailor_gpu_bench train    MODEL_DIR BATCH STEPS cache|nocache
-//   tailor_gpu_bench generate MODEL_DIR IMAGE.jpg BATCH REPEATS
+//   tailor_gpu_bench train    MODEL_DIR BATCH[,BATCH...] STEPS cache|nocache
+//   tailor_gpu_bench generate MODEL_DIR IMAGE.jpg BATCH[,BATCH...] REPEATS
 // Prints one JSON line per measurement.
 #include <ATen/Context.h>
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -94,13 +94,28 @@ static int parity(const std::string& dir, const std::string& inputs, const std::
   return 0;
 }
 
-static int train_bench(const std::string& dir, int64_t B, int steps, bool cache) {
+static std::vector<int64_t> parse_list(const std::string& s) {
+  std::vector<int64_t> v;
+  size_t a = 0;
+  while (a < s.size()) {
+    size_t e = s.find(',', a);
+    if (e == std::string::npos) e = s.size();
+    v.push_back(std::atoll(s.substr(a, e - a).c_str()));
+    a = e + 1;
+  }
+  return v;
+}
+
+static int train_bench(Blip2Bundle& b, int64_t B, int steps, bool cache) {
   torch::Device dev(torch::kCUDA);
-  Blip2Bundle b = load_model_dir(dir, dev, torch::kBFloat16);
   auto& m = b.model;
   for (auto& p : m->parameters()) p.set_requires_grad(false);
   LoraOptions lo;
-  LoraSummary ls = attach_lora(*m, lo);
+  static LoraSummary ls;
+  if (ls.modules.empty()) ls = attach_lora(*m, lo);
+  for (auto& p : m->parameters()) p.set_requires_grad(false);
+  for (auto& item : m->named_parameters(true))
+    if (item.key().find("lora_") != std::string::npos) item.value().set_requires_grad(true);
   std::vector<Tensor> params;
   for (auto& p : m->parameters())
     if (p.requires_grad()) params.push_back(p);
@@ -161,9 +176,8 @@ static int train_bench(const std::string& dir, int64_t B, int steps, bool cache)
   return 0;
 }
 
-static int generate_bench(const std::string& dir, const std::string& image, int64_t B, int repeats) {
+static int generate_bench(Blip2Bundle& b, const std::string& image, int64_t B, int repeats) {
   torch::Device dev(torch::kCUDA);
-  Blip2Bundle b = load_model_dir(dir, dev, torch::kBFloat16);
   std::vector<uint8_t> bytes = read_file_bytes(image);
   GenerationOptions g;
   g.max_new_tokens = 10;
@@ -210,8 +224,19 @@ int main(int argc, char** argv) {
   std::string mode = argv[1];
   try {
     if (mode == "parity" && argc == 6) return parity(argv[2], argv[3], argv[4], argv[5]);
-    if (mode == "train" && argc == 6) return train_bench(argv[2], std::atoll(argv[3]), std::atoi(argv[4]), std::string(argv[5]) == "cache");
-    if (mode == "generate" && argc == 6) return generate_bench(argv[2], argv[3], std::atoll(argv[4]), std::atoi(argv[5]));
+    if (mode == "train" && argc == 6) {
+      Blip2Bundle b = load_model_dir(argv[2], torch::Device(torch::kCUDA), torch::kBFloat16);
+      for (int64_t B : parse_list(argv[3])) {
+        train_bench(b, B, std::atoi(argv[4]), std::string(argv[5]) == "cache");
+        c10::cuda::CUDACachingAllocator::emptyCache();
+      }
+      return 0;
+    }
+    if (mode == "generate" && argc == 6) {
+      Blip2Bundle b = load_model_dir(argv[2], torch::Device(torch::kCUDA), torch::kBFloat16);
+      for (int64_t B : parse_list(argv[4])) generate_bench(b, argv[3], B, std::atoi(argv[5]));
+      return 0;
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tailor_gpu_bench: %s\n", e.what());
     return 1;
