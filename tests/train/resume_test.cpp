@@ -1,0 +1,172 @@
+// Kill-and-resume: the real `tailor train` (LoRA dropout > 0, so the random state matters, across an
+// epoch boundary with its evaluation) is killed with SIGKILL three times — once right after a
+// checkpoint step, once while a checkpoint is being written, once at a random moment — and resumed
+// each time. The final adapter, merged model and the log's per-step losses must equal those of an
+// uninterrupted run, and after every kill the checkpoint on disk must be complete.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "model/config.h"
+#include "model/safetensors.h"
+#include "test_util.h"
+#include "train_data.h"
+#include "util/fs.h"
+
+using namespace tailor;
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+const int64_t kSteps = 12;
+
+std::vector<std::string> train_args(const std::string& out) {
+  const auto& t = test::tiny_setup();
+  return {"train", "--model", t.model, "--data", t.data, "--out", out, "--batch-size", "8", "--epochs", "3",
+          "--max-steps", std::to_string(kSteps), "--checkpoint-every", "2", "--lora-dropout", "0.3", "--lr", "2e-3",
+          "--seed", "5"};
+}
+
+// Starts `tailor ARGS` with stdout+stderr appended to log_path.
+pid_t spawn(const std::vector<std::string>& args, const std::string& log_path) {
+  std::string bin = test::tailor_bin();
+  std::vector<std::string> all = {bin};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+    }
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int wait_status(pid_t pid) {
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  return st;
+}
+
+// Step lines in train_log.jsonl: (step, loss), in file order.
+std::vector<std::pair<int64_t, double>> step_losses(const std::string& out) {
+  std::vector<std::pair<int64_t, double>> v;
+  std::string path = out + "/train_log.jsonl";
+  if (!file_exists(path)) return v;
+  std::string text = read_file(path);
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) break;
+    json j = json::parse(text.substr(start, end - start), nullptr, false);
+    start = end + 1;
+    if (!j.is_discarded() && j.contains("loss")) v.push_back({j["step"].get<int64_t>(), j["loss"].get<double>()});
+  }
+  return v;
+}
+
+// Waits until the log holds `steps` step lines, then SIGKILLs the run after `delay_us`.
+// Fails the test when the run ended by itself first (too fast to interrupt).
+void kill_after_step(pid_t pid, const std::string& out, int64_t steps, int delay_us) {
+  while (static_cast<int64_t>(step_losses(out).size()) < steps) {
+    int st = 0;
+    if (::waitpid(pid, &st, WNOHANG) == pid) {
+      ADD_FAILURE() << "the run ended (status " << st << ") before step " << steps;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  if (delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+  ::kill(pid, SIGKILL);
+  int st = wait_status(pid);
+  EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << "status " << st;
+  EXPECT_LT(static_cast<int64_t>(step_losses(out).size()), kSteps) << "killed after the end";
+}
+
+// The checkpoint a resume would use is complete: state.json parses, the tensors file validates.
+int64_t checkpoint_step(const std::string& out) {
+  std::string dir = out + "/checkpoint";
+  if (!fs::exists(dir)) dir += ".old";
+  EXPECT_TRUE(fs::exists(dir)) << "no checkpoint in " << out;
+  json s = json::parse(read_file(dir + "/state.json"));
+  Checkpoint ck = Checkpoint::open(dir + "/trainable.safetensors");  // throws on a torn file
+  EXPECT_FALSE(ck.names().empty());
+  EXPECT_TRUE(fs::exists(dir + "/optimizer.pt"));
+  return s["step"].get<int64_t>();
+}
+
+}  // namespace
+
+TEST(Resume, KilledRunsResumeToTheSameResult) {
+  Progress::quiet = true;
+  std::string root = test::temp_dir("resume");
+  std::string a = root + "/uninterrupted", b = root + "/killed";
+
+  // The uninterrupted reference.
+  int st = wait_status(spawn(train_args(a), root + "/a.log"));
+  std::string a_log = read_file(root + "/a.log");
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << a_log;
+  ASSERT_EQ(static_cast<int64_t>(step_losses(a).size()), kSteps);
+  // `tailor train` prints the trainable count: r*(in+out) over the T5 q/v linears of the config.
+  Blip2Config cfg = load_blip2_config(test::tiny_setup().model);
+  int64_t lora = 8 * (cfg.text.d_model + cfg.text.num_heads * cfg.text.d_kv) *
+                 (2 * cfg.text.num_layers + 4 * cfg.text.num_decoder_layers);
+  EXPECT_NE(a_log.find(std::to_string(lora) + " trainable parameters"), std::string::npos) << a_log;
+
+  // Killed three times, resumed three times.
+  std::random_device rd;
+  int random_delay_us = static_cast<int>(rd() % 60000);
+  std::printf("third kill: %d us after step 9 was logged\n", random_delay_us);
+  kill_after_step(spawn(train_args(b), root + "/b.log"), b, 3, 0);
+  EXPECT_EQ(checkpoint_step(b), 2);
+  std::vector<std::string> resume = train_args(b);
+  resume.push_back("--resume");
+  kill_after_step(spawn(resume, root + "/b.log"), b, 6, 0);  // step 6's checkpoint is being written
+  int64_t at = checkpoint_step(b);
+  EXPECT_TRUE(at == 4 || at == 6) << at;
+  kill_after_step(spawn(resume, root + "/b.log"), b, 9, random_delay_us);
+  checkpoint_step(b);
+  st = wait_status(spawn(resume, root + "/b.log"));
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << read_file(root + "/b.log");
+  EXPECT_NE(read_file(root + "/b.log").find("resumed at step"), std::string::npos);
+
+  // Same losses, step by step (the log was trimmed to the checkpoint at each resume).
+  auto la = step_losses(a), lb = step_losses(b);
+  ASSERT_EQ(la.size(), lb.size());
+  for (size_t i = 0; i < la.size(); ++i) {
+    EXPECT_EQ(lb[i].first, static_cast<int64_t>(i + 1));
+    EXPECT_EQ(la[i].second, lb[i].second) << "step " << i + 1;
+  }
+  // Same trained weights, byte for byte: the adapter and the merged model.
+  EXPECT_TRUE(read_file(a + "/adapter/adapter_model.safetensors") == read_file(b + "/adapter/adapter_model.safetensors"));
+  EXPECT_TRUE(read_file(a + "/model/model.safetensors") == read_file(b + "/model/model.safetensors"));
+  EXPECT_EQ(read_file(a + "/checkpoint/trainable.safetensors"), read_file(b + "/checkpoint/trainable.safetensors"));
+  EXPECT_FALSE(fs::exists(b + "/checkpoint.tmp"));
+  EXPECT_FALSE(fs::exists(b + "/checkpoint.old"));
+
+  // Resuming with other options is refused, naming the option.
+  std::vector<std::string> other = resume;
+  other[std::find(other.begin(), other.end(), "--lr") - other.begin() + 1] = "0.5";
+  st = wait_status(spawn(other, root + "/c.log"));
+  EXPECT_FALSE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  std::string c_log = read_file(root + "/c.log");
+  EXPECT_NE(c_log.find("--resume"), std::string::npos) << c_log;
+  EXPECT_NE(c_log.find("lr"), std::string::npos) << c_log;
+}
