@@ -289,6 +289,8 @@ TrainResult train_model(const TrainOptions& o) {
   torch::ScalarType frozen_dtype = o.full ? torch::kFloat : parse_dtype_name(o.dtype, dev);
   Blip2Bundle b = load_model_dir(o.model_dir, dev, frozen_dtype);
   auto& m = b.model;
+  // Seeded here, before the adapters draw their A matrices, so --seed alone fixes the whole run.
+  torch::manual_seed(o.seed);
   for (auto& p : m->parameters()) p.set_requires_grad(o.full);
   if (o.full) {
     for (const auto& f : o.freeze) {
@@ -348,7 +350,6 @@ TrainResult train_model(const TrainOptions& o) {
   const json fp = fingerprint(o, data.text);
   std::string log_path = join_path(o.out_dir, "train_log.jsonl");
   RunState st;
-  torch::manual_seed(o.seed);
   if (o.resume) {
     if (!load_checkpoint(o.out_dir, st, fp, trainable, *opt, dev))
       throw Error("--resume: no checkpoint in " + join_path(o.out_dir, "checkpoint"));
