@@ -362,16 +362,40 @@ TrainResult train_model(const TrainOptions& o) {
   set_modes(m, image_side_frozen);
 
   // ---- the image side and the loss of one batch ----------------------------------------------
+  // Frozen-feature cache: every photo's Q-Former output, computed once before the first step, in a
+  // fixed order (by path) and fixed chunks, so a resumed run gets bit-identical features (a photo's
+  // features can differ in the last bits with the batch it is computed in).
   std::map<std::string, Tensor> cache;  // photo path -> Q-Former output [Q, H]
-  // Q-Former output per row of the batch. Each distinct photo goes through the image side once.
+  if (use_cache) {
+    const size_t chunk = 16;
+    std::vector<std::string> paths;
+    for (const auto& kv : data.images) paths.push_back(kv.first);
+    std::unique_ptr<Progress> cbar;
+    if (o.progress) cbar = std::make_unique<Progress>("features", static_cast<int64_t>(paths.size()), "photos");
+    torch::NoGradGuard ng;
+    for (size_t start = 0; start < paths.size(); start += chunk) {
+      std::vector<const ImageRGB*> inputs;
+      for (size_t i = start; i < std::min(paths.size(), start + chunk); ++i) inputs.push_back(data.images.at(paths[i]).get());
+      Tensor q = m->qformer_features(m->vision_model->forward(pixel_batch(inputs, b.image_cfg).to(dev)));
+      for (size_t i = 0; i < inputs.size(); ++i) cache[paths[start + i]] = q[static_cast<int64_t>(i)];
+      if (cbar) cbar->add(static_cast<int64_t>(inputs.size()));
+    }
+    if (cbar) cbar->finish();
+  }
+  // Q-Former output per row of the batch: from the cache, or each distinct photo of the batch through
+  // the image side once (augmented for this epoch with --augment).
   auto qformer_out = [&](const std::vector<const VqaPair*>& batch, int64_t epoch) -> Tensor {
-    std::vector<std::string> photos;     // distinct photos of the batch not in the cache
+    std::vector<Tensor> rows;
+    if (use_cache) {
+      for (const VqaPair* p : batch) rows.push_back(cache.at(p->image));
+      return torch::stack(rows);
+    }
+    std::vector<std::string> photos;
     std::vector<ImageRGB> augmented;
     std::vector<const ImageRGB*> inputs;
     augmented.reserve(batch.size());
     for (const VqaPair* p : batch) {
-      if ((use_cache && cache.count(p->image)) || std::find(photos.begin(), photos.end(), p->image) != photos.end())
-        continue;
+      if (std::find(photos.begin(), photos.end(), p->image) != photos.end()) continue;
       photos.push_back(p->image);
       const ImageRGB* img = data.images.at(p->image).get();
       if (o.augment) {
@@ -380,23 +404,15 @@ TrainResult train_model(const TrainOptions& o) {
       }
       inputs.push_back(img);
     }
+    Tensor px = pixel_batch(inputs, b.image_cfg).to(dev);
     Tensor q;
-    if (!inputs.empty()) {
-      Tensor px = pixel_batch(inputs, b.image_cfg).to(dev);
-      if (image_side_frozen) {
-        torch::NoGradGuard ng;
-        q = m->qformer_features(m->vision_model->forward(px));
-      } else {
-        q = m->qformer_features(m->vision_model->forward(px));
-      }
+    if (image_side_frozen) {
+      torch::NoGradGuard ng;
+      q = m->qformer_features(m->vision_model->forward(px));
+    } else {
+      q = m->qformer_features(m->vision_model->forward(px));
     }
-    std::vector<Tensor> rows;
-    for (const VqaPair* p : batch) {
-      auto it = std::find(photos.begin(), photos.end(), p->image);
-      rows.push_back(it != photos.end() ? q[it - photos.begin()] : cache.at(p->image));
-    }
-    if (use_cache)
-      for (size_t i = 0; i < photos.size(); ++i) cache[photos[i]] = q[static_cast<int64_t>(i)];
+    for (const VqaPair* p : batch) rows.push_back(q[std::find(photos.begin(), photos.end(), p->image) - photos.begin()]);
     return torch::stack(rows);
   };
   auto batch_loss = [&](const std::vector<const VqaPair*>& batch, int64_t epoch) -> Tensor {
@@ -473,6 +489,7 @@ TrainResult train_model(const TrainOptions& o) {
       }
       if ((o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0) || (o.checkpoint_every == 0 && epoch_end))
         save_checkpoint(o.out_dir, st, fp, trainable, *opt, dev);
+      if (epoch_end) break;  // the next epoch has its own order
     }
   }
   if (bar) bar->finish();
