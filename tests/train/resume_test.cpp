@@ -1,7 +1,6 @@
 // Kill-and-resume: the real `tailor train` (LoRA dropout > 0, so the random state matters, across an
-// epoch boundary with its evaluation) is killed with SIGKILL three times — once right after a
-// checkpoint step, once while a checkpoint is being written, once at a random moment — and resumed
-// each time. The final adapter, merged model and the log's per-step losses must equal those of an
+// epoch boundary with its evaluation) is killed with SIGKILL five times — right after a checkpoint
+// step, while checkpoints are being written, at random moments — and resumed each time. The final adapter, merged model and the log's per-step losses must equal those of an
 // uninterrupted run, and after every kill the checkpoint on disk must be complete.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -130,22 +129,30 @@ TEST(Resume, KilledRunsResumeToTheSameResult) {
                  (2 * cfg.text.num_layers + 4 * cfg.text.num_decoder_layers);
   EXPECT_NE(a_log.find(std::to_string(lora) + " trainable parameters"), std::string::npos) << a_log;
 
-  // Killed three times, resumed three times.
+  // Killed five times, resumed five times: right after a checkpoint step, while checkpoints 6 and 8
+  // are being written (their step lines come just before them), and at random moments.
   std::random_device rd;
-  int random_delay_us = static_cast<int>(rd() % 60000);
-  std::printf("third kill: %d us after step 9 was logged\n", random_delay_us);
-  kill_after_step(spawn(train_args(b), root + "/b.log"), b, 3, 0);
-  EXPECT_EQ(checkpoint_step(b), 2);
+  int delay1 = static_cast<int>(rd() % 20000), delay2 = static_cast<int>(rd() % 20000);
+  std::printf("random kills: %d us after step 5, %d us after step 9 was logged\n", delay1, delay2);
   std::vector<std::string> resume = train_args(b);
   resume.push_back("--resume");
-  kill_after_step(spawn(resume, root + "/b.log"), b, 6, 0);  // step 6's checkpoint is being written
+  kill_after_step(spawn(train_args(b), root + "/b.log"), b, 3, 0);
+  EXPECT_EQ(checkpoint_step(b), 2);
+  kill_after_step(spawn(resume, root + "/b.log"), b, 5, delay1);
   int64_t at = checkpoint_step(b);
+  EXPECT_TRUE(at == 4 || at == 6) << at;  // a long delay reaches the next checkpoint
+  kill_after_step(spawn(resume, root + "/b.log"), b, 6, 0);
+  at = checkpoint_step(b);
   EXPECT_TRUE(at == 4 || at == 6) << at;
-  kill_after_step(spawn(resume, root + "/b.log"), b, 9, random_delay_us);
-  checkpoint_step(b);
+  kill_after_step(spawn(resume, root + "/b.log"), b, 8, 0);
+  at = checkpoint_step(b);
+  EXPECT_TRUE(at == 6 || at == 8) << at;
+  kill_after_step(spawn(resume, root + "/b.log"), b, 9, delay2);
+  at = checkpoint_step(b);
+  EXPECT_TRUE(at == 8 || at == 10) << at;
   st = wait_status(spawn(resume, root + "/b.log"));
   ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << read_file(root + "/b.log");
-  EXPECT_NE(read_file(root + "/b.log").find("resumed at step"), std::string::npos);
+  EXPECT_NE(read_file(root + "/b.log").find("resumed at step " + std::to_string(at)), std::string::npos);
 
   // Same losses, step by step (the log was trimmed to the checkpoint at each resume).
   auto la = step_losses(a), lb = step_losses(b);
@@ -160,6 +167,18 @@ TEST(Resume, KilledRunsResumeToTheSameResult) {
   EXPECT_TRUE(read_file(a + "/checkpoint/trainable.safetensors") == read_file(b + "/checkpoint/trainable.safetensors"));
   EXPECT_FALSE(fs::exists(b + "/checkpoint.tmp"));
   EXPECT_FALSE(fs::exists(b + "/checkpoint.old"));
+
+  // Leftovers of a kill during the swap (a half-removed checkpoint.old, a half-written .tmp) do not
+  // stop the next resume or its checkpoint.
+  make_dirs(b + "/checkpoint.old");
+  write_file_atomic(b + "/checkpoint.old/state.json", "{\"step\": ");
+  make_dirs(b + "/checkpoint.tmp");
+  write_file_atomic(b + "/checkpoint.tmp/trainable.safetensors", "junk");
+  st = wait_status(spawn(resume, root + "/d.log"));
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << read_file(root + "/d.log");
+  EXPECT_EQ(checkpoint_step(b), kSteps);
+  EXPECT_FALSE(fs::exists(b + "/checkpoint.old"));
+  EXPECT_TRUE(read_file(a + "/adapter/adapter_model.safetensors") == read_file(b + "/adapter/adapter_model.safetensors"));
 
   // Resuming with other options is refused, naming the option.
   std::vector<std::string> other = resume;
