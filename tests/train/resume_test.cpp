@@ -161,6 +161,20 @@ TEST(Resume, KilledRunsResumeToTheSameResult) {
     EXPECT_EQ(lb[i].first, static_cast<int64_t>(i + 1));
     EXPECT_EQ(la[i].second, lb[i].second) << "step " << i + 1;
   }
+  // Each epoch's evaluation is logged once, with the same numbers.
+  auto eval_lines = [](const std::string& out) {
+    std::vector<std::string> v;
+    std::string text = read_file(out + "/train_log.jsonl");
+    size_t start = 0, end;
+    while ((end = text.find('\n', start)) != std::string::npos) {
+      std::string line = text.substr(start, end - start);
+      start = end + 1;
+      if (line.find("eval_accuracy") != std::string::npos) v.push_back(line);
+    }
+    return v;
+  };
+  EXPECT_EQ(eval_lines(a).size(), 2u);  // epochs end at steps 6 and 12
+  EXPECT_EQ(eval_lines(a), eval_lines(b));
   // Same trained weights, byte for byte: the adapter and the merged model.
   EXPECT_TRUE(read_file(a + "/adapter/adapter_model.safetensors") == read_file(b + "/adapter/adapter_model.safetensors"));
   EXPECT_TRUE(read_file(a + "/model/model.safetensors") == read_file(b + "/model/model.safetensors"));
