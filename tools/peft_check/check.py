@@ -28,13 +28,14 @@ def main():
     torch.manual_seed(0)
     size = cfg.vision_config.image_size
     pixels = torch.randn(2, 3, size, size)
-    prompt = torch.randint(3, 400, (2, 7))
+    top = min(cfg.image_token_index, cfg.text_config.vocab_size)  # ordinary token ids only
+    prompt = torch.randint(3, top, (2, 7))
     prompt[:, -1] = 1  # eos
     image_tokens = torch.full((2, cfg.num_query_tokens), cfg.image_token_index)
     ids = torch.cat([image_tokens, prompt], 1)
     mask = torch.ones_like(ids)
     mask[1, -2:] = 0
-    labels = torch.randint(3, 400, (2, 5))
+    labels = torch.randint(3, top, (2, 5))
     labels[1, 3:] = -100
 
     def logits(model):
