@@ -81,10 +81,26 @@ std::vector<std::pair<int64_t, double>> step_losses(const std::string& out) {
   return v;
 }
 
-// Waits until the log holds `steps` step lines, then SIGKILLs the run after `delay_us`.
-// Fails the test when the run ended by itself first (too fast to interrupt).
-void kill_after_step(pid_t pid, const std::string& out, int64_t steps, int delay_us) {
-  while (static_cast<int64_t>(step_losses(out).size()) < steps) {
+// Waits until the log holds `steps` step lines, then SIGKILLs the run `fraction` of a step later,
+// so the kill lands inside the next step (or its checkpoint) on any machine. The step time is the
+// shortest seen between two consecutive step lines (not the first line of a run: that includes the
+// start-up). Fails the test when the run ended by itself first (too fast to interrupt).
+void kill_after_step(pid_t pid, const std::string& out, int64_t steps, double fraction) {
+  using clock = std::chrono::steady_clock;
+  static std::chrono::duration<double> step_time{0};
+  int64_t seen = -1;
+  int increments = 0;
+  clock::time_point last_change = clock::now();
+  while (true) {
+    int64_t now_seen = static_cast<int64_t>(step_losses(out).size());
+    if (now_seen != seen) {
+      increments = seen >= 0 && now_seen == seen + 1 ? increments + 1 : 0;
+      std::chrono::duration<double> d = clock::now() - last_change;
+      if (increments >= 2 && (step_time.count() == 0 || d < step_time)) step_time = d;
+      last_change = clock::now();
+      seen = now_seen;
+    }
+    if (seen >= steps) break;
     int st = 0;
     if (::waitpid(pid, &st, WNOHANG) == pid) {
       ADD_FAILURE() << "the run ended (status " << st << ") before step " << steps;
@@ -92,7 +108,7 @@ void kill_after_step(pid_t pid, const std::string& out, int64_t steps, int delay
     }
     std::this_thread::sleep_for(std::chrono::microseconds(500));
   }
-  if (delay_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(delay_us));
+  if (fraction > 0) std::this_thread::sleep_for(step_time * fraction);
   ::kill(pid, SIGKILL);
   int st = wait_status(pid);
   EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << "status " << st;
@@ -132,8 +148,8 @@ TEST(Resume, KilledRunsResumeToTheSameResult) {
   // Killed five times, resumed five times: right after a checkpoint step, while checkpoints 6 and 8
   // are being written (their step lines come just before them), and at random moments.
   std::random_device rd;
-  int delay1 = static_cast<int>(rd() % 20000), delay2 = static_cast<int>(rd() % 20000);
-  std::printf("random kills: %d us after step 5, %d us after step 9 was logged\n", delay1, delay2);
+  double delay1 = (rd() % 1000) / 1000.0, delay2 = (rd() % 1000) / 1000.0;
+  std::printf("random kills: %.3f of a step after step 5, %.3f after step 9 was logged\n", delay1, delay2);
   std::vector<std::string> resume = train_args(b);
   resume.push_back("--resume");
   kill_after_step(spawn(train_args(b), root + "/b.log"), b, 3, 0);
