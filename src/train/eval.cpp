@@ -15,6 +15,7 @@ namespace tailor {
 EvalReport evaluate(Answerer& model, const std::vector<VqaPair>& pairs, const std::vector<VqaPair>& reference,
                     int batch_size, const GenerationOptions& gen, bool progress) {
   if (pairs.empty()) throw Error("nothing to evaluate: no question/answer pairs");
+  if (batch_size < 1) throw Error("eval: the batch size must be >= 1");
   EvalReport r;
   std::map<std::string, std::shared_ptr<const ImageRGB>> images;
   std::unique_ptr<Progress> bar;
@@ -28,6 +29,9 @@ EvalReport evaluate(Answerer& model, const std::vector<VqaPair>& pairs, const st
       reqs.push_back({img, pairs[i].prompt.empty() ? wrap_prompt(pairs[i].question) : pairs[i].prompt});
     }
     std::vector<std::string> out = model.answer(reqs, gen);
+    if (out.size() != reqs.size())
+      throw Error(model.name() + ": " + std::to_string(out.size()) + " answers for " + std::to_string(reqs.size()) +
+                  " questions");
     for (size_t i = start; i < end; ++i) {
       const VqaPair& p = pairs[i];
       Prediction pr{p.id, p.attribute, p.image, p.value, parse_answer(out[i - start], p.attribute).second,

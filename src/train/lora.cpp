@@ -1,6 +1,8 @@
 #include "train/lora.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "model/layers.h"
 #include "model/safetensors.h"
@@ -38,6 +40,12 @@ LoraSummary attach_lora(torch::nn::Module& model, const LoraOptions& o) {
   return s;
 }
 
+static std::string shape_text(torch::IntArrayRef s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
 void merge_lora(torch::nn::Module& model) {
   for (auto& item : model.named_modules())
     if (auto* lin = dynamic_cast<LinearImpl*>(item.value().get())) lin->merge_lora();
@@ -61,37 +69,54 @@ void save_peft_adapter(const std::string& dir, torch::nn::Module& model, const L
     out.push_back(w);
   }
   write_safetensors(join_path(dir, "adapter_model.safetensors"), out);
+  // PEFT 0.21's LoraConfig fields (peft/tuners/lora/config.py); lora_alpha is an int there.
+  nlohmann::json alpha = o.alpha == std::floor(o.alpha) ? nlohmann::json(static_cast<int64_t>(o.alpha))
+                                                        : nlohmann::json(o.alpha);
   nlohmann::json cfg = {{"peft_type", "LORA"},
                         {"task_type", nullptr},
                         {"base_model_name_or_path", base_model_name},
+                        {"revision", nullptr},
+                        {"inference_mode", true},
                         {"r", o.r},
-                        {"lora_alpha", o.alpha},
+                        {"lora_alpha", alpha},
                         {"lora_dropout", o.dropout},
                         {"target_modules", o.targets},
+                        {"exclude_modules", nullptr},
                         {"bias", "none"},
                         {"fan_in_fan_out", false},
-                        {"inference_mode", true},
                         {"use_rslora", false},
                         {"use_dora", false},
+                        {"lora_bias", false},
                         {"modules_to_save", nullptr},
-                        {"init_lora_weights", true}};
+                        {"init_lora_weights", true},
+                        {"layers_to_transform", nullptr},
+                        {"layers_pattern", nullptr},
+                        {"rank_pattern", nlohmann::json::object()},
+                        {"alpha_pattern", nlohmann::json::object()}};
   write_file_atomic(join_path(dir, "adapter_config.json"), cfg.dump(2) + "\n");
 }
 
 void load_peft_adapter(const std::string& dir, torch::nn::Module& model) {
   Checkpoint ck = Checkpoint::open(join_path(dir, "adapter_model.safetensors"));
   torch::NoGradGuard ng;
-  int64_t n = 0;
+  std::set<std::string> used;
   for (auto& item : model.named_parameters(true)) {
     if (item.key().find("lora_") == std::string::npos) continue;
     std::string key = "base_model.model." + item.key();
     if (!ck.has(key)) throw Error(dir + ": adapter has no tensor " + key);
     torch::Tensor t = tensor_from_view(ck.get(key));
-    if (t.sizes() != item.value().sizes()) throw Error(dir + ": tensor " + key + " has the wrong shape");
+    if (t.sizes() != item.value().sizes())
+      throw Error(dir + ": tensor " + key + " has the wrong shape " + shape_text(t.sizes()) + " (the model's adapter: " +
+                  shape_text(item.value().sizes()) + "; different --lora-r?)");
     item.value().copy_(t.to(item.value().device(), item.value().scalar_type()));
-    ++n;
+    used.insert(key);
   }
-  if (n == 0) throw Error(dir + ": the model has no LoRA adapters to load into");
+  if (used.empty()) throw Error(dir + ": the model has no LoRA adapters to load into");
+  // Every tensor of the file must land somewhere: an adapter for modules the model did not adapt
+  // (different --lora-targets) would otherwise be dropped without a word.
+  for (const auto& name : ck.names())
+    if (!used.count(name))
+      throw Error(dir + ": adapter tensor " + name + " has no LoRA module in the model (different --lora-targets?)");
 }
 
 }  // namespace tailor

@@ -1,13 +1,12 @@
 #include "train/trainer.h"
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "catalog/dataset.h"
@@ -38,12 +37,15 @@ struct RunState {
   int64_t pos = 0;    // pairs of this epoch's order already consumed
 };
 
-// The options that must not change across --resume.
-json fingerprint(const TrainOptions& o) {
+// What must not change across --resume: the options that shape the numbers (the schedule depends on
+// max_steps) and the training pairs themselves (the epoch order is recomputed from them).
+json fingerprint(const TrainOptions& o, const std::string& train_jsonl_text) {
   return {{"full", o.full}, {"lora_r", o.lora.r}, {"lora_alpha", o.lora.alpha}, {"lora_targets", o.lora.targets},
-          {"optimizer", o.optimizer}, {"lr", o.lr}, {"batch_size", o.batch_size}, {"grad_accum", o.grad_accum},
-          {"epochs", o.epochs}, {"seed", o.seed}, {"augment", o.augment}, {"attributes", o.attributes},
-          {"freeze", o.freeze}, {"weight_decay", o.weight_decay}, {"warmup_ratio", o.warmup_ratio}};
+          {"lora_dropout", o.lora.dropout}, {"optimizer", o.optimizer}, {"lr", o.lr}, {"batch_size", o.batch_size},
+          {"grad_accum", o.grad_accum}, {"epochs", o.epochs}, {"max_steps", o.max_steps}, {"seed", o.seed},
+          {"augment", o.augment}, {"attributes", o.attributes}, {"freeze", o.freeze},
+          {"weight_decay", o.weight_decay}, {"warmup_ratio", o.warmup_ratio}, {"max_grad_norm", o.max_grad_norm},
+          {"train_jsonl_fnv1a64", std::to_string(fnv1a64(train_jsonl_text))}};
 }
 
 // This epoch's order of the pairs: photos in a seeded shuffle, each photo's questions together (in a
@@ -86,8 +88,28 @@ void set_lr(torch::optim::Optimizer& opt, const std::string& kind, double lr) {
   }
 }
 
-void save_checkpoint(const std::string& out_dir, const RunState& st, const TrainOptions& o,
-                     const std::vector<std::pair<std::string, Tensor>>& trainable, torch::optim::Optimizer& opt) {
+// The random generators whose state a resumed run must continue from: the CPU one (dropout on the
+// CPU) and, when training there, the device's.
+std::vector<at::Generator> generators(const torch::Device& dev) {
+  std::vector<at::Generator> g = {at::globalContext().defaultGenerator(torch::kCPU)};
+  if (!dev.is_cpu()) g.push_back(at::globalContext().defaultGenerator(dev));
+  return g;
+}
+
+template <typename T>
+std::string serialized(const T& value) {
+  std::ostringstream s;
+  torch::save(value, s);
+  return s.str();
+}
+
+// checkpoint/: trainable.safetensors, optimizer.pt, rng_N.pt, state.json, each written with fsync.
+// The directory is built as checkpoint.tmp and swapped in by renames, so a kill at any moment leaves
+// either the previous complete checkpoint or the new one (as checkpoint/ or, for an instant,
+// checkpoint.old/, which load_checkpoint falls back to).
+void save_checkpoint(const std::string& out_dir, const RunState& st, const json& fp,
+                     const std::vector<std::pair<std::string, Tensor>>& trainable, torch::optim::Optimizer& opt,
+                     const torch::Device& dev) {
   std::string dir = join_path(out_dir, "checkpoint"), tmp = dir + ".tmp", old = dir + ".old";
   fs::remove_all(tmp);
   make_dirs(tmp);
@@ -99,21 +121,27 @@ void save_checkpoint(const std::string& out_dir, const RunState& st, const Train
     w.push_back({name, DType::F32, t.sizes().vec(), t.data_ptr(), static_cast<size_t>(t.numel()) * 4});
   }
   write_safetensors(join_path(tmp, "trainable.safetensors"), w);
-  torch::save(opt, join_path(tmp, "optimizer.pt"));
-  Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
-  torch::save(rng, join_path(tmp, "rng.pt"));
-  json s = {{"step", st.step}, {"epoch", st.epoch}, {"pos", st.pos}, {"options", fingerprint(o)}};
+  write_file_atomic(join_path(tmp, "optimizer.pt"), serialized(opt));
+  std::vector<at::Generator> gens = generators(dev);
+  for (size_t i = 0; i < gens.size(); ++i)
+    write_file_atomic(join_path(tmp, "rng_" + std::to_string(i) + ".pt"), serialized(gens[i].get_state()));
+  json s = {{"step", st.step}, {"epoch", st.epoch}, {"pos", st.pos}, {"generators", gens.size()}, {"options", fp}};
   write_file_atomic(join_path(tmp, "state.json"), s.dump(2));
-  // Commit point: the rename. A kill before it leaves the previous checkpoint (or .old) intact.
-  if (fs::exists(dir)) fs::rename(dir, old);
+  // Commit point: the renames. A stale checkpoint.old (a kill while it was being removed) goes first:
+  // checkpoint/ is complete whenever it exists, so .old is not needed then.
+  if (fs::exists(dir)) {
+    fs::remove_all(old);
+    fs::rename(dir, old);
+  }
   fs::rename(tmp, dir);
   fs::remove_all(old);
 }
 
-bool load_checkpoint(const std::string& out_dir, RunState& st, const TrainOptions& o,
-                     const std::vector<std::pair<std::string, Tensor>>& trainable, torch::optim::Optimizer& opt) {
+bool load_checkpoint(const std::string& out_dir, RunState& st, const json& fp,
+                     const std::vector<std::pair<std::string, Tensor>>& trainable, torch::optim::Optimizer& opt,
+                     const torch::Device& dev) {
   std::string dir = join_path(out_dir, "checkpoint");
-  if (!fs::exists(join_path(dir, "state.json")) && fs::exists(join_path(dir + ".old", "state.json"))) dir += ".old";
+  if (!fs::exists(dir) && fs::exists(join_path(dir + ".old", "state.json"))) dir += ".old";
   if (!fs::exists(join_path(dir, "state.json"))) return false;
   json s;
   try {
@@ -121,9 +149,14 @@ bool load_checkpoint(const std::string& out_dir, RunState& st, const TrainOption
   } catch (const json::exception& e) {
     throw Error(join_path(dir, "state.json") + ": invalid JSON: " + e.what());
   }
-  if (s["options"] != fingerprint(o))
-    throw Error("--resume: the options differ from the checkpoint's in " + dir + " (checkpoint: " +
-                s["options"].dump() + ")");
+  if (s["options"] != fp) {
+    std::string differ;
+    for (auto it = fp.begin(); it != fp.end(); ++it)
+      if (!s["options"].contains(it.key()) || s["options"][it.key()] != it.value())
+        differ += (differ.empty() ? "" : ", ") + it.key();
+    throw Error("--resume: the checkpoint in " + dir + " was made with different " + differ +
+                " (options or training pairs differ; start a new --out or use the same ones)");
+  }
   Checkpoint ck = Checkpoint::open(join_path(dir, "trainable.safetensors"));
   torch::NoGradGuard ng;
   for (const auto& [name, p] : trainable) {
@@ -132,11 +165,19 @@ bool load_checkpoint(const std::string& out_dir, RunState& st, const TrainOption
     if (t.sizes() != p.sizes()) throw Error(dir + ": " + name + " has the wrong shape");
     const_cast<Tensor&>(p).copy_(t.to(p.device(), p.scalar_type()));
   }
-  torch::load(opt, join_path(dir, "optimizer.pt"));
-  Tensor rng;
-  torch::load(rng, join_path(dir, "rng.pt"));
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  gen.set_state(rng);
+  {
+    std::istringstream in(read_file(join_path(dir, "optimizer.pt")));
+    torch::load(opt, in);
+  }
+  std::vector<at::Generator> gens = generators(dev);
+  if (s.value("generators", size_t(0)) != gens.size())
+    throw Error(dir + ": the checkpoint holds random states for another device");
+  for (size_t i = 0; i < gens.size(); ++i) {
+    std::istringstream in(read_file(join_path(dir, "rng_" + std::to_string(i) + ".pt")));
+    Tensor state;
+    torch::load(state, in);
+    gens[i].set_state(state);
+  }
   st.step = s["step"];
   st.epoch = s["epoch"];
   st.pos = s["pos"];
@@ -168,29 +209,41 @@ bool module_trainable(torch::nn::Module& m) {
   return false;
 }
 
-}  // namespace
+// Training mode for what trains; evaluation mode (no dropout) for a frozen image side, so its output
+// is a pure function of the photo and the feature cache is exact. Called again after every evaluation,
+// which switches the whole model back to training mode.
+void set_modes(Blip2ForConditionalGeneration& m, bool image_side_frozen) {
+  m->train();
+  if (image_side_frozen) {
+    m->vision_model->eval();
+    m->qformer->eval();
+  }
+}
 
-TrainResult train_model(const TrainOptions& o) {
-  if (o.model_dir.empty() || o.data_dir.empty() || o.out_dir.empty()) throw Error("train needs --model, --data and --out");
-  if (o.batch_size < 1 || o.grad_accum < 1 || o.epochs < 1) throw Error("batch size, grad accumulation and epochs must be >= 1");
-  if (o.optimizer != "adamw" && o.optimizer != "adam") throw Error("--optimizer must be adamw or adam");
-  torch::Device dev(o.device);
-  if (dev.is_cuda() && !torch::cuda::is_available()) throw Error("--device cuda: no CUDA device is available");
-  TrainResult res;
+// The training pairs of the chosen attributes, every photo decoded once. Errors name the file.
+struct TrainData {
+  std::string train_path, text;  // text: train.jsonl as read (its hash guards --resume)
+  std::vector<VqaPair> pairs, val;
+  std::map<std::string, std::shared_ptr<const ImageRGB>> images;  // path -> photo
+};
 
-  // ---- data ---------------------------------------------------------------------------------
-  std::string train_path = join_path(o.data_dir, "train.jsonl"), val_path = join_path(o.data_dir, "val.jsonl");
-  if (!file_exists(train_path)) throw Error(train_path + " not found: run `tailor prepare` first");
-  std::vector<VqaPair> pairs = read_pairs(train_path);
-  std::vector<VqaPair> val = file_exists(val_path) ? read_pairs(val_path) : std::vector<VqaPair>{};
+TrainData load_train_data(const TrainOptions& o) {
+  TrainData d;
+  d.train_path = join_path(o.data_dir, "train.jsonl");
+  std::string val_path = join_path(o.data_dir, "val.jsonl");
+  if (!file_exists(d.train_path)) throw Error(d.train_path + " not found: run `tailor prepare` first");
+  d.text = read_file(d.train_path);
+  d.pairs = read_pairs(d.train_path);
+  if (d.pairs.empty()) throw Error("no training pairs in " + d.train_path + " (the file is empty)");
+  d.val = file_exists(val_path) ? read_pairs(val_path) : std::vector<VqaPair>{};
   if (!o.attributes.empty()) {
     std::map<std::string, int64_t> seen;
-    for (const auto& p : pairs) seen[p.attribute]++;
+    for (const auto& p : d.pairs) seen[p.attribute]++;
     for (const auto& a : o.attributes)
       if (!seen.count(a)) {
         std::string known;
         for (const auto& kv : seen) known += (known.empty() ? "" : ", ") + kv.first;
-        throw Error("unknown attribute \"" + a + "\": " + train_path + " has " + known);
+        throw Error("--attributes: unknown attribute \"" + a + "\": " + d.train_path + " has " + known);
       }
     auto keep = [&](std::vector<VqaPair>& v) {
       std::vector<VqaPair> out;
@@ -198,18 +251,46 @@ TrainResult train_model(const TrainOptions& o) {
         if (std::find(o.attributes.begin(), o.attributes.end(), p.attribute) != o.attributes.end()) out.push_back(p);
       v.swap(out);
     };
-    keep(pairs);
-    keep(val);
+    keep(d.pairs);
+    keep(d.val);
   }
-  if (pairs.empty()) throw Error("no training pairs in " + train_path);
-  std::map<std::string, std::shared_ptr<const ImageRGB>> images;
-  for (const auto& p : pairs)
-    if (!images.count(p.image)) images[p.image] = std::make_shared<const ImageRGB>(load_image(p.image));
+  for (const auto& p : d.pairs) {
+    if (d.images.count(p.image)) continue;
+    try {
+      d.images[p.image] = std::make_shared<const ImageRGB>(load_image(p.image));
+    } catch (const Error& e) {
+      throw Error(d.train_path + ": product " + p.id + " (" + p.attribute + "): " + e.what() +
+                  " (the catalog changed after `tailor prepare`? run it again)");
+    }
+  }
+  return d;
+}
 
-  // ---- model --------------------------------------------------------------------------------
+}  // namespace
+
+TrainResult train_model(const TrainOptions& o) {
+  if (o.model_dir.empty() || o.data_dir.empty() || o.out_dir.empty()) throw Error("train needs --model, --data and --out");
+  if (o.batch_size < 1 || o.grad_accum < 1 || o.epochs < 1) throw Error("batch size, grad accumulation and epochs must be >= 1");
+  if (o.optimizer != "adamw" && o.optimizer != "adam") throw Error("--optimizer must be adamw or adam, not \"" + o.optimizer + "\"");
+  if (o.cache != "on" && o.cache != "off" && o.cache != "auto") throw Error("--cache must be auto, on or off, not \"" + o.cache + "\"");
+  if (!o.full && !o.freeze.empty()) throw Error("--freeze needs --full (LoRA trains only its adapters)");
+  for (const auto& f : o.freeze)
+    if (f != "vision" && f != "qformer" && f != "projection" && f != "language")
+      throw Error("--freeze: unknown part \"" + f + "\" (vision, qformer, projection, language)");
+  torch::Device dev(o.device);
+  if (dev.is_cuda() && !torch::cuda::is_available()) throw Error("--device cuda: no CUDA device is available");
+  TrainResult res;
+
+  // ---- data ---------------------------------------------------------------------------------
+  TrainData data = load_train_data(o);
+  const std::vector<VqaPair>& pairs = data.pairs;
+
+  // ---- model: what trains ---------------------------------------------------------------------
   torch::ScalarType frozen_dtype = o.full ? torch::kFloat : parse_dtype_name(o.dtype, dev);
   Blip2Bundle b = load_model_dir(o.model_dir, dev, frozen_dtype);
   auto& m = b.model;
+  // Seeded here, before the adapters draw their A matrices, so --seed alone fixes the whole run.
+  torch::manual_seed(o.seed);
   for (auto& p : m->parameters()) p.set_requires_grad(o.full);
   if (o.full) {
     for (const auto& f : o.freeze) {
@@ -219,33 +300,41 @@ TrainResult train_model(const TrainOptions& o) {
         part = m->qformer.get();
         m->query_tokens.set_requires_grad(false);
       } else if (f == "projection") part = m->language_projection.get();
-      else if (f == "language") part = m->language_model.get();
-      else throw Error("--freeze: unknown part \"" + f + "\" (vision, qformer, projection, language)");
+      else part = m->language_model.get();
       for (auto& p : part->parameters()) p.set_requires_grad(false);
     }
   } else {
-    LoraSummary ls = attach_lora(*m->language_model, o.lora);
-    (void)ls;
+    // From the Blip2 root, as PEFT on Blip2ForConditionalGeneration: the same suffix match over the
+    // same module names, and adapter keys with the full path ("language_model.encoder...").
+    LoraSummary ls = attach_lora(*m, o.lora);
+    std::printf("LoRA r=%lld alpha=%g dropout=%g on %zu modules (%s): %lld trainable parameters\n",
+                (long long)o.lora.r, o.lora.alpha, o.lora.dropout, ls.modules.size(),
+                [&] { std::string t; for (auto& x : o.lora.targets) t += (t.empty() ? "" : ",") + x; return t; }().c_str(),
+                (long long)ls.trainable_parameters);
   }
   std::vector<std::pair<std::string, Tensor>> trainable;
   std::vector<Tensor> params;
-  for (auto& item : m->named_parameters(true))
-    if (item.value().requires_grad()) {
-      trainable.emplace_back(item.key(), item.value());
-      params.push_back(item.value());
-      res.trainable_parameters += item.value().numel();
-    }
+  int64_t all_parameters = 0;
+  for (auto& item : m->named_parameters(true)) {
+    all_parameters += item.value().numel();
+    if (!item.value().requires_grad()) continue;
+    trainable.emplace_back(item.key(), item.value());
+    params.push_back(item.value());
+    res.trainable_parameters += item.value().numel();
+  }
   if (params.empty()) throw Error("nothing to train: every part is frozen");
+
+  // The frozen-feature cache is exact only when the image side is frozen and sees each photo unchanged.
   bool image_side_frozen = !module_trainable(*m->vision_model) && !module_trainable(*m->qformer) &&
                            !m->query_tokens.requires_grad();
   if (o.cache == "on" && (!image_side_frozen || o.augment))
-    throw Error("--cache on needs a frozen vision tower and Q-Former and no augmentation");
-  if (o.cache != "on" && o.cache != "off" && o.cache != "auto") throw Error("--cache must be auto, on or off");
+    throw Error("--cache on needs a frozen vision tower and Q-Former and no --augment");
   bool use_cache = o.cache == "on" || (o.cache == "auto" && image_side_frozen && !o.augment);
   res.cache_used = use_cache;
   std::printf("training %lld of %lld parameters (%s) on %zu pairs of %zu photos; feature cache %s\n",
-              (long long)res.trainable_parameters, (long long)[&] { int64_t n = 0; for (auto& p : m->parameters()) n += p.numel(); return n; }(),
-              o.full ? "full" : "LoRA", pairs.size(), images.size(), use_cache ? "on" : "off");
+              (long long)res.trainable_parameters, (long long)all_parameters, o.full ? "full" : "LoRA", pairs.size(),
+              data.images.size(), use_cache ? "on" : "off");
+  std::fflush(stdout);
 
   std::unique_ptr<torch::optim::Optimizer> opt;
   if (o.optimizer == "adam") opt = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(o.lr));
@@ -258,69 +347,73 @@ TrainResult train_model(const TrainOptions& o) {
   int64_t total_steps = steps_per_epoch * o.epochs;
   if (o.max_steps > 0) total_steps = std::min(total_steps, o.max_steps);
   make_dirs(o.out_dir);
+  const json fp = fingerprint(o, data.text);
   std::string log_path = join_path(o.out_dir, "train_log.jsonl");
   RunState st;
-  torch::manual_seed(o.seed);
   if (o.resume) {
-    if (!load_checkpoint(o.out_dir, st, o, trainable, *opt))
+    if (!load_checkpoint(o.out_dir, st, fp, trainable, *opt, dev))
       throw Error("--resume: no checkpoint in " + join_path(o.out_dir, "checkpoint"));
     trim_log(log_path, st.step);
-    std::printf("resumed at step %lld (epoch %lld, pair %lld)\n", (long long)st.step, (long long)st.epoch, (long long)st.pos);
-  } else if (file_exists(log_path)) {
-    fs::remove(log_path);
+    std::printf("resumed at step %lld (epoch %lld, pair %lld)\n", (long long)st.step, (long long)st.epoch + 1, (long long)st.pos);
+  } else {
+    if (file_exists(log_path)) fs::remove(log_path);
+    for (const char* d : {"checkpoint", "checkpoint.old", "checkpoint.tmp"}) fs::remove_all(join_path(o.out_dir, d));
   }
+  set_modes(m, image_side_frozen);
 
-  // Frozen image side: eval mode (no dropout), so its output is a pure function of the photo.
-  m->train();
-  if (image_side_frozen) {
-    m->vision_model->eval();
-    m->qformer->eval();
-  }
+  // ---- the image side and the loss of one batch ----------------------------------------------
+  // Frozen-feature cache: every photo's Q-Former output, computed once before the first step, in a
+  // fixed order (by path) and fixed chunks, so a resumed run gets bit-identical features (a photo's
+  // features can differ in the last bits with the batch it is computed in).
   std::map<std::string, Tensor> cache;  // photo path -> Q-Former output [Q, H]
+  if (use_cache) {
+    const size_t chunk = 16;
+    std::vector<std::string> paths;
+    for (const auto& kv : data.images) paths.push_back(kv.first);
+    std::unique_ptr<Progress> cbar;
+    if (o.progress) cbar = std::make_unique<Progress>("features", static_cast<int64_t>(paths.size()), "photos");
+    torch::NoGradGuard ng;
+    for (size_t start = 0; start < paths.size(); start += chunk) {
+      std::vector<const ImageRGB*> inputs;
+      for (size_t i = start; i < std::min(paths.size(), start + chunk); ++i) inputs.push_back(data.images.at(paths[i]).get());
+      Tensor q = m->qformer_features(m->vision_model->forward(pixel_batch(inputs, b.image_cfg).to(dev)));
+      for (size_t i = 0; i < inputs.size(); ++i) cache[paths[start + i]] = q[static_cast<int64_t>(i)];
+      if (cbar) cbar->add(static_cast<int64_t>(inputs.size()));
+    }
+    if (cbar) cbar->finish();
+  }
+  // Q-Former output per row of the batch: from the cache, or each distinct photo of the batch through
+  // the image side once (augmented for this epoch with --augment).
   auto qformer_out = [&](const std::vector<const VqaPair*>& batch, int64_t epoch) -> Tensor {
+    std::vector<Tensor> rows;
     if (use_cache) {
-      std::vector<const ImageRGB*> todo;
-      std::vector<std::string> todo_paths;
-      for (auto* p : batch)
-        if (!cache.count(p->image) && std::find(todo_paths.begin(), todo_paths.end(), p->image) == todo_paths.end()) {
-          todo.push_back(images[p->image].get());
-          todo_paths.push_back(p->image);
-        }
-      if (!todo.empty()) {
-        torch::NoGradGuard ng;
-        Tensor q = m->qformer_features(m->vision_model->forward(pixel_batch(todo, b.image_cfg).to(dev)));
-        for (size_t i = 0; i < todo.size(); ++i) cache[todo_paths[i]] = q[i];
-      }
-      std::vector<Tensor> rows;
-      for (auto* p : batch) rows.push_back(cache[p->image]);
+      for (const VqaPair* p : batch) rows.push_back(cache.at(p->image));
       return torch::stack(rows);
     }
-    // Each distinct photo of the batch goes through the image side once; rows are expanded after.
-    std::vector<ImageRGB> aug;
-    std::vector<const ImageRGB*> ptrs;
-    std::map<std::string, int64_t> slot;
-    std::vector<int64_t> rows;
-    aug.reserve(batch.size());
+    std::vector<std::string> photos;
+    std::vector<ImageRGB> augmented;
+    std::vector<const ImageRGB*> inputs;
+    augmented.reserve(batch.size());
     for (const VqaPair* p : batch) {
-      auto it = slot.find(p->image);
-      if (it == slot.end()) {
-        const ImageRGB* img = images[p->image].get();
-        if (o.augment) {
-          aug.push_back(augment_image(*img, o.seed, epoch, p->id));
-          img = &aug.back();
-        }
-        it = slot.emplace(p->image, static_cast<int64_t>(ptrs.size())).first;
-        ptrs.push_back(img);
+      if (std::find(photos.begin(), photos.end(), p->image) != photos.end()) continue;
+      photos.push_back(p->image);
+      const ImageRGB* img = data.images.at(p->image).get();
+      if (o.augment) {
+        augmented.push_back(augment_image(*img, o.seed, epoch, p->id));
+        img = &augmented.back();
       }
-      rows.push_back(it->second);
+      inputs.push_back(img);
     }
-    Tensor px = pixel_batch(ptrs, b.image_cfg).to(dev);
-    Tensor index = torch::tensor(rows, torch::kLong).to(dev);
+    Tensor px = pixel_batch(inputs, b.image_cfg).to(dev);
+    Tensor q;
     if (image_side_frozen) {
       torch::NoGradGuard ng;
-      return m->qformer_features(m->vision_model->forward(px)).index_select(0, index);
+      q = m->qformer_features(m->vision_model->forward(px));
+    } else {
+      q = m->qformer_features(m->vision_model->forward(px));
     }
-    return m->qformer_features(m->vision_model->forward(px)).index_select(0, index);
+    for (const VqaPair* p : batch) rows.push_back(q[std::find(photos.begin(), photos.end(), p->image) - photos.begin()]);
+    return torch::stack(rows);
   };
   auto batch_loss = [&](const std::vector<const VqaPair*>& batch, int64_t epoch) -> Tensor {
     Tensor q = qformer_out(batch, epoch);
@@ -331,54 +424,55 @@ TrainResult train_model(const TrainOptions& o) {
       answers.push_back(p->answer);
     }
     TokenBatch tb = prompt_batch(*b.tokenizer, prompts, b.cfg);
-    Tensor labels = label_batch(*b.tokenizer, answers).to(dev);
+    Tensor labels = label_batch(*b.tokenizer, answers).to(dev);  // padding = -100: not in the loss
     auto enc = m->encode(feats, tb.ids.to(dev), tb.mask.to(dev));
     return lm_loss(m->language_model->forward_labels(enc.first, enc.second, labels), labels);
   };
+  auto evaluate_now = [&](int64_t epoch) {
+    if (data.val.empty() || !o.eval_each_epoch) return;
+    auto answerer = make_blip2_answerer(b, dev);
+    GenerationOptions g;
+    g.max_new_tokens = 16;
+    res.final_eval = evaluate(*answerer, data.val, pairs, 64, g, false);
+    res.evaluated = true;
+    set_modes(m, image_side_frozen);  // the answerer put the whole model back in training mode
+    json line = {{"step", st.step}, {"epoch", epoch + 1}, {"eval_accuracy", res.final_eval.accuracy}};
+    for (const auto& a : res.final_eval.attributes) line["accuracy"][a.attribute] = a.accuracy;
+    append_line_durable(log_path, line.dump());
+    if (o.progress) std::fprintf(stderr, "\nepoch %lld: validation accuracy %.3f\n", (long long)epoch + 1, res.final_eval.accuracy);
+  };
 
   // ---- the loop -----------------------------------------------------------------------------
+  // One optimizer step = grad_accum batches of the epoch's order (fewer at the epoch's end).
+  // Checkpoint after every checkpoint_every steps (or at each epoch's end) and at the end.
   std::unique_ptr<Progress> bar;
   if (o.progress) bar = std::make_unique<Progress>("train", total_steps, "steps");
   if (bar) bar->add(st.step);
   auto t0 = std::chrono::steady_clock::now();
   int64_t samples = 0;
-  auto evaluate_now = [&](int64_t epoch) {
-    if (val.empty() || !o.eval_each_epoch) return;
-    auto answerer = make_blip2_answerer(b, dev);
-    GenerationOptions g;
-    g.max_new_tokens = 16;
-    res.final_eval = evaluate(*answerer, val, pairs, 64, g, false);
-    res.evaluated = true;
-    json line = {{"step", st.step}, {"epoch", epoch + 1}, {"eval_accuracy", res.final_eval.accuracy}};
-    for (const auto& a : res.final_eval.attributes) line["accuracy"][a.attribute] = a.accuracy;
-    append_line_durable(log_path, line.dump());
-    std::fprintf(stderr, "\nepoch %lld: validation accuracy %.3f\n", (long long)epoch + 1, res.final_eval.accuracy);
-  };
-  bool done = st.step >= total_steps;
-  while (!done && st.epoch < o.epochs) {
+  while (st.step < total_steps && st.epoch < o.epochs) {
     std::vector<int64_t> order = epoch_order(pairs, o.seed, st.epoch);
-    while (st.pos < n && !done) {
+    while (st.pos < n && st.step < total_steps) {
       opt->zero_grad();
+      const int64_t batches = std::min<int64_t>(o.grad_accum, (n - st.pos + o.batch_size - 1) / o.batch_size);
       double step_loss = 0;
-      int64_t step_samples = 0;
-      for (int a = 0; a < o.grad_accum && st.pos < n; ++a) {
+      for (int64_t a = 0; a < batches; ++a) {
         std::vector<const VqaPair*> batch;
         for (int64_t i = st.pos; i < std::min(n, st.pos + o.batch_size); ++i) batch.push_back(&pairs[order[i]]);
         st.pos += static_cast<int64_t>(batch.size());
+        samples += static_cast<int64_t>(batch.size());
         Tensor loss = batch_loss(batch, st.epoch);
-        (loss / o.grad_accum).backward();
-        step_loss += loss.item<double>() / o.grad_accum;
-        step_samples += static_cast<int64_t>(batch.size());
+        (loss / static_cast<double>(batches)).backward();
+        step_loss += loss.item<double>() / static_cast<double>(batches);
       }
       if (o.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(params, o.max_grad_norm);
       double lr = lr_at(o, st.step, total_steps);
       set_lr(*opt, o.optimizer, lr);
       opt->step();
       st.step++;
-      samples += step_samples;
       res.step_losses.push_back(step_loss);
-      double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      res.samples_per_second = el > 0 ? samples / el : 0;
+      double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      res.samples_per_second = elapsed > 0 ? samples / elapsed : 0;
       append_line_durable(log_path, json({{"step", st.step}, {"epoch", st.epoch + 1}, {"loss", step_loss}, {"lr", lr},
                                           {"samples_per_second", res.samples_per_second}})
                                         .dump());
@@ -387,19 +481,20 @@ TrainResult train_model(const TrainOptions& o) {
         std::snprintf(extra, sizeof extra, "loss %.4f  %.1f samples/s", step_loss, res.samples_per_second);
         bar->add(1, extra);
       }
-      done = st.step >= total_steps;
-      if (st.pos >= n) {  // epoch boundary: evaluate, then move on
+      bool epoch_end = st.pos >= n;
+      if (epoch_end) {
         evaluate_now(st.epoch);
         st.epoch++;
         st.pos = 0;
-        if (o.checkpoint_every == 0) save_checkpoint(o.out_dir, st, o, trainable, *opt);
       }
-      if (o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0) save_checkpoint(o.out_dir, st, o, trainable, *opt);
+      if ((o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0) || (o.checkpoint_every == 0 && epoch_end))
+        save_checkpoint(o.out_dir, st, fp, trainable, *opt, dev);
+      if (epoch_end) break;  // the next epoch has its own order
     }
   }
   if (bar) bar->finish();
   res.steps = st.step;
-  save_checkpoint(o.out_dir, st, o, trainable, *opt);
+  save_checkpoint(o.out_dir, st, fp, trainable, *opt, dev);
 
   // ---- outputs ------------------------------------------------------------------------------
   b.task.attributes.clear();
@@ -411,8 +506,10 @@ TrainResult train_model(const TrainOptions& o) {
     auto& v = b.task.values[p.attribute];
     if (std::find(v.begin(), v.end(), p.value) == v.end()) v.push_back(p.value);
   }
-  if (!o.full) save_peft_adapter(join_path(o.out_dir, "adapter"), *m->language_model, o.lora, o.model_dir);
-  if (!o.full) merge_lora(*m);
+  if (!o.full) {
+    save_peft_adapter(join_path(o.out_dir, "adapter"), *m, o.lora, o.model_dir);
+    merge_lora(*m);
+  }
   m->eval();
   save_model_dir(join_path(o.out_dir, "model"), b, o.full ? torch::kFloat : frozen_dtype);
   if (res.evaluated) write_file_atomic(join_path(o.out_dir, "eval.json"), eval_report_json(res.final_eval));

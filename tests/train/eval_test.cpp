@@ -1,0 +1,189 @@
+// Evaluation: exact-match accuracy per attribute, the majority-class baseline and the confusion table,
+// on hand-made pairs answered by a scripted Answerer; every number is counted again here from the
+// script, and the JSON report carries the same numbers.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "catalog/attributes.h"
+#include "catalog/images.h"
+#include "test_util.h"
+#include "train/eval.h"
+#include "util/error.h"
+#include "util/fs.h"
+
+using namespace tailor;
+
+namespace {
+
+// Answers from a table keyed by prompt; records what it was asked.
+class ScriptedAnswerer : public Answerer {
+ public:
+  std::map<std::string, std::string> script;  // prompt -> generated text
+  std::set<const ImageRGB*> images_seen;
+  int calls = 0;
+  size_t largest_batch = 0;
+  TaskInfo info;
+
+  std::vector<std::string> answer(const std::vector<AnswerRequest>& reqs, const GenerationOptions&) override {
+    ++calls;
+    largest_batch = std::max(largest_batch, reqs.size());
+    std::vector<std::string> out;
+    for (const auto& r : reqs) {
+      images_seen.insert(r.image.get());
+      out.push_back(script.at(r.prompt));
+    }
+    return out;
+  }
+  const TaskInfo& task() const override { return info; }
+  std::string name() const override { return "scripted"; }
+};
+
+struct Case {
+  std::string attribute, truth, generated, predicted_value;  // predicted_value: what the text says
+  int photo;
+};
+
+std::string write_photo(const std::string& dir, int i) {
+  ImageRGB img;
+  img.width = 8;
+  img.height = 8;
+  img.pixels.assign(8 * 8 * 3, static_cast<uint8_t>(40 * i));
+  std::string path = dir + "/photo" + std::to_string(i) + ".png";
+  std::vector<uint8_t> png = encode_png(img);
+  write_file_atomic(path, png.data(), png.size());
+  return path;
+}
+
+VqaPair make_pair(const std::string& photo, int id, const std::string& attribute, const std::string& value) {
+  VqaPair p;
+  p.id = std::to_string(1000 + id);
+  p.image = photo;
+  p.attribute = attribute;
+  p.question = "Question number " + std::to_string(id) + " about " + attribute + "?";
+  p.prompt = wrap_prompt(p.question);
+  p.value = value;
+  p.answer = answer_text(attribute, value);
+  return p;
+}
+
+}  // namespace
+
+TEST(Eval, AccuracyBaselineAndConfusion) {
+  std::string dir = test::temp_dir("eval");
+  std::vector<std::string> photos = {write_photo(dir, 0), write_photo(dir, 1), write_photo(dir, 2)};
+  const std::vector<Case> cases = {
+      {"Sleeve Length", "Long Sleeves", "Sleeve Length: Long Sleeves", "Long Sleeves", 0},
+      {"Sleeve Length", "Long Sleeves", "Sleeve Length: Short Sleeves", "Short Sleeves", 1},
+      {"Sleeve Length", "Short Sleeves", "Sleeve Length:  Short Sleeves ", "Short Sleeves", 2},
+      {"Sleeve Length", "Long Sleeves", "Long Sleeves", "Long Sleeves", 0},  // no prefix: the whole text
+      {"Sleeve Length", "Short Sleeves", "Pattern: Solid", "Pattern: Solid", 1},  // wrong prefix: wrong
+      {"Pattern", "Solid", "Pattern: Solid", "Solid", 0},
+      {"Pattern", "Striped", "Pattern: Solid", "Solid", 1},
+      {"Pattern", "Striped", "Pattern: Striped", "Striped", 2},
+      {"Pattern", "Checked", "Pattern: checked", "checked", 2},  // exact match is case-sensitive
+  };
+  std::vector<VqaPair> pairs;
+  ScriptedAnswerer model;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    pairs.push_back(make_pair(photos[cases[i].photo], static_cast<int>(i), cases[i].attribute, cases[i].truth));
+    model.script[pairs.back().prompt] = cases[i].generated;
+  }
+  // Training pairs: the majority is Short Sleeves (3 of 5) and Striped (2 of 3).
+  std::vector<VqaPair> train;
+  int k = 100;
+  for (const char* v : {"Short Sleeves", "Long Sleeves", "Short Sleeves", "Long Sleeves", "Short Sleeves"})
+    train.push_back(make_pair(photos[0], k++, "Sleeve Length", v));
+  for (const char* v : {"Striped", "Solid", "Striped"}) train.push_back(make_pair(photos[0], k++, "Pattern", v));
+
+  EvalReport r = evaluate(model, pairs, train, 4, {}, false);
+
+  // Independent counts from the cases.
+  std::map<std::string, int64_t> n, correct, majority_hits;
+  std::map<std::string, std::string> majority = {{"Sleeve Length", "Short Sleeves"}, {"Pattern", "Striped"}};
+  std::map<std::string, std::map<std::string, std::map<std::string, int64_t>>> confusion;
+  for (const auto& c : cases) {
+    n[c.attribute]++;
+    if (c.predicted_value == c.truth) correct[c.attribute]++;
+    if (c.truth == majority[c.attribute]) majority_hits[c.attribute]++;
+    confusion[c.attribute][c.truth][c.predicted_value]++;
+  }
+  ASSERT_EQ(r.attributes.size(), 2u);
+  EXPECT_EQ(r.attributes[0].attribute, "Sleeve Length");  // in order of first appearance
+  EXPECT_EQ(r.attributes[1].attribute, "Pattern");
+  int64_t total = 0, total_correct = 0;
+  for (const auto& a : r.attributes) {
+    SCOPED_TRACE(a.attribute);
+    EXPECT_EQ(a.n, n[a.attribute]);
+    EXPECT_EQ(a.correct, correct[a.attribute]);
+    EXPECT_DOUBLE_EQ(a.accuracy, static_cast<double>(correct[a.attribute]) / n[a.attribute]);
+    EXPECT_EQ(a.majority_value, majority[a.attribute]);
+    EXPECT_DOUBLE_EQ(a.majority_accuracy, static_cast<double>(majority_hits[a.attribute]) / n[a.attribute]);
+    EXPECT_EQ(a.confusion, confusion[a.attribute]);
+    total += n[a.attribute];
+    total_correct += correct[a.attribute];
+  }
+  EXPECT_EQ(correct["Sleeve Length"], 3);  // the hand count, so the loop above is not vacuous
+  EXPECT_EQ(correct["Pattern"], 2);
+  EXPECT_EQ(r.n, total);
+  EXPECT_EQ(r.correct, total_correct);
+  EXPECT_DOUBLE_EQ(r.accuracy, static_cast<double>(total_correct) / total);
+
+  // Batching: 9 pairs in batches of 4; each photo decoded once, shared by its questions.
+  EXPECT_EQ(model.calls, 3);
+  EXPECT_EQ(model.largest_batch, 4u);
+  EXPECT_EQ(model.images_seen.size(), 3u);
+
+  // The JSON report says the same.
+  nlohmann::json j = nlohmann::json::parse(eval_report_json(r));
+  EXPECT_EQ(j["pairs"], total);
+  EXPECT_EQ(j["correct"], total_correct);
+  ASSERT_EQ(j["attributes"].size(), 2u);
+  EXPECT_EQ(j["attributes"][0]["attribute"], "Sleeve Length");
+  EXPECT_EQ(j["attributes"][0]["correct"], correct["Sleeve Length"]);
+  EXPECT_EQ(j["attributes"][0]["majority_value"], "Short Sleeves");
+  EXPECT_EQ(j["attributes"][1]["confusion"]["Striped"]["Solid"], 1);
+  EXPECT_EQ(j["predictions"].size(), cases.size());
+  EXPECT_EQ(j["predictions"][4]["generated_text"], "Pattern: Solid");
+  EXPECT_EQ(j["predictions"][4]["truth"], "Short Sleeves");
+
+  // The text table names each attribute with its accuracy and baseline.
+  std::string table = eval_table(r);
+  EXPECT_NE(table.find("Sleeve Length"), std::string::npos);
+  EXPECT_NE(table.find("0.600"), std::string::npos);  // Sleeve Length: 3 of 5
+  EXPECT_NE(table.find("confusion for Pattern"), std::string::npos);
+}
+
+TEST(Eval, MajorityFromEvalPairsWithoutReference) {
+  std::string dir = test::temp_dir("eval_noref");
+  std::string photo = write_photo(dir, 0);
+  std::vector<VqaPair> pairs = {make_pair(photo, 0, "Neck", "Round Neck"), make_pair(photo, 1, "Neck", "V-Neck"),
+                                make_pair(photo, 2, "Neck", "V-Neck")};
+  ScriptedAnswerer model;
+  for (const auto& p : pairs) model.script[p.prompt] = "Neck: Round Neck";
+  EvalReport r = evaluate(model, pairs, {}, 32, {}, false);
+  ASSERT_EQ(r.attributes.size(), 1u);
+  EXPECT_EQ(r.attributes[0].majority_value, "V-Neck");
+  EXPECT_DOUBLE_EQ(r.attributes[0].majority_accuracy, 2.0 / 3.0);
+  EXPECT_EQ(r.attributes[0].correct, 1);
+}
+
+TEST(Eval, BadInputs) {
+  std::string dir = test::temp_dir("eval_bad");
+  ScriptedAnswerer model;
+  EXPECT_THROW(evaluate(model, {}, {}, 8, {}, false), Error);
+  VqaPair p = make_pair(dir + "/missing.png", 0, "Neck", "V-Neck");
+  model.script[p.prompt] = "Neck: V-Neck";
+  try {
+    evaluate(model, {p}, {}, 8, {}, false);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir + "/missing.png"), std::string::npos) << e.what();
+  }
+  std::string photo = write_photo(dir, 1);
+  VqaPair ok = make_pair(photo, 1, "Neck", "V-Neck");
+  model.script[ok.prompt] = "Neck: V-Neck";
+  EXPECT_THROW(evaluate(model, {ok}, {}, 0, {}, false), Error);  // batch size 0 would never finish
+}
