@@ -10,10 +10,16 @@ bash tools/gpu/build.sh || exit 1
 export LD_LIBRARY_PATH=/tmp/tailor-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 BENCH=/tmp/tailor-build/tailor_gpu_bench
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw --format=csv
+if [ "$STAGE" = profile ]; then export XL_MODEL_ONLY=1; fi
 python3 tools/gpu/xl_reference.py || exit 1
-if [ "$STAGE" != bench ]; then
+if [ "$STAGE" != bench ] && [ "$STAGE" != profile ]; then
   for dt in f32 bf16; do $BENCH parity /tmp/xl /tmp/xl_inputs.safetensors /tmp/xl_tailor_$dt.safetensors $dt || exit 1; done
   python3 tools/gpu/compare.py | tee $OUT/parity.json
+fi
+if [ "$STAGE" = profile ]; then
+  $BENCH train /tmp/xl 128 5 nocache | tee $OUT/tailor_parts.jsonl
+  TAILOR_TF32=1 $BENCH train /tmp/xl 128 5 nocache | tee -a $OUT/tailor_parts.jsonl
+  exit 0
 fi
 if [ "$STAGE" != parity ]; then
   IMG=.gpu/parity_images/10003.jpg

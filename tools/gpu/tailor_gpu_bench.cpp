@@ -108,6 +108,8 @@ static std::vector<int64_t> parse_list(const std::string& s) {
 
 static int train_bench(Blip2Bundle& b, int64_t B, int steps, bool cache) {
   torch::Device dev(torch::kCUDA);
+  // TAILOR_TF32=1: float32 matmuls (the Q-Former and T5's wo, kept in float32 as HF does) on TF32.
+  at::globalContext().setAllowTF32CuBLAS(std::getenv("TAILOR_TF32") != nullptr);
   auto& m = b.model;
   for (auto& p : m->parameters()) p.set_requires_grad(false);
   LoraOptions lo;
@@ -154,6 +156,39 @@ static int train_bench(Blip2Bundle& b, int64_t B, int steps, bool cache) {
   };
   for (int i = 0; i < 3; ++i) step();
   sync();
+  // Where the time goes: the frozen image side alone, and the T5 part alone (from cached features).
+  {
+    std::vector<double> img, t5;
+    Tensor q0;
+    {
+      torch::NoGradGuard ng;
+      q0 = m->qformer_features(m->vision_model->forward(pixels.to(torch::kBFloat16)));
+    }
+    for (int i = 0; i < 5; ++i) {
+      double t0 = now();
+      {
+        torch::NoGradGuard ng;
+        m->qformer_features(m->vision_model->forward(pixels.to(torch::kBFloat16)));
+      }
+      sync();
+      double t1 = now();
+      Tensor feats = m->language_projection->forward(q0.to(torch::kBFloat16));
+      auto enc = m->encode(feats, ids, mask);
+      Tensor loss = lm_loss(m->language_model->forward_labels(enc.first, enc.second, labels), labels);
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+      sync();
+      img.push_back(t1 - t0);
+      t5.push_back(now() - t1);
+    }
+    std::sort(img.begin(), img.end());
+    std::sort(t5.begin(), t5.end());
+    Flops f = flops_per_sample(b.cfg, Q + Tq, La);
+    std::printf("{\"bench\": \"train_parts\", \"batch\": %lld, \"image_side_ms\": %.1f, \"image_tflops\": %.0f, "
+                "\"t5_fwd_bwd_step_ms\": %.1f, \"t5_tflops\": %.0f}\n",
+                (long long)B, img[2] * 1e3, B * f.image / img[2] / 1e12, t5[2] * 1e3, B * 2 * f.t5 / t5[2] / 1e12);
+  }
   reset_peak();
   std::vector<double> times;
   Tensor last;

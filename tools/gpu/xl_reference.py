@@ -50,6 +50,8 @@ def main():
         BlipImageProcessor(size={"height": 224, "width": 224}).save_pretrained(XL)
         del model, sd
         torch.cuda.empty_cache()
+    if os.environ.get("XL_MODEL_ONLY"):
+        return
     tok = T5Tokenizer.from_pretrained(XL)
     proc = BlipImageProcessor.from_pretrained(XL)
     photos = [Image.open(f"{repo}/.gpu/parity_images/{i}.jpg").convert("RGB") for i in IDS]
