@@ -1,5 +1,6 @@
 #include "train/demo.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -40,6 +41,7 @@ struct DemoModelState {
   int64_t parameters = 0;
   TrainResult train;
   EvalReport eval;
+  std::map<std::string, std::vector<std::string>> known_values;  // attribute -> values in the training pairs
   std::vector<DemoExample> examples;
 };
 
@@ -177,6 +179,10 @@ std::vector<DemoStep> demo_model_steps() {
                      std::vector<VqaPair> val = read_pairs(join_path(c.dataset_dir, "val.jsonl"));
                      std::vector<VqaPair> ref = read_pairs(join_path(c.dataset_dir, "train.jsonl"));
                      if (val.empty()) throw Error("no validation pairs in " + c.dataset_dir + " (too few products?)");
+                     for (const auto& p : ref) {
+                       auto& v = st->known_values[p.attribute];
+                       if (std::find(v.begin(), v.end(), p.value) == v.end()) v.push_back(p.value);
+                     }
                      auto model = load_answerer(st->model_dir);
                      GenerationOptions g;
                      g.max_new_tokens = 16;  // the longest answer ("Sleeve Length: Short Sleeves") is far shorter
@@ -214,9 +220,14 @@ std::vector<DemoStep> demo_model_steps() {
                      std::string lines;
                      for (auto& e : st->examples) {
                        // Predicted visual attributes; fabric, fit and type are catalog metadata (not drawn).
+                       // An answer that is no known value of its attribute (an undertrained model's
+                       // fragment) stays out of the text: the report still shows it beside the truth.
                        std::map<std::string, std::string> attrs;
-                       for (const auto& a : e.answers)
-                         if (!a.predicted.empty()) attrs[a.attribute] = a.predicted;
+                       for (const auto& a : e.answers) {
+                         const auto& known = st->known_values[a.attribute];
+                         if (std::find(known.begin(), known.end(), a.predicted) != known.end())
+                           attrs[a.attribute] = a.predicted;
+                       }
                        auto t = truth.find(e.id);
                        if (t != truth.end()) {
                          e.article_type = t->second->article_type;
