@@ -81,6 +81,7 @@ void run_demo(DemoContext& ctx, const std::vector<DemoStep>& steps) {
     auto it = ctx.outputs.find(st.name);
     if (it != ctx.outputs.end()) std::fprintf(ctx.log, "  %-20s %s\n", st.name.c_str(), it->second.c_str());
   }
+  if (!ctx.final_text.empty()) std::fputs(ctx.final_text.c_str(), ctx.log);
   std::fflush(ctx.log);
 }
 

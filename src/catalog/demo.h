@@ -41,6 +41,7 @@ struct DemoContext {
   PrepareSummary prepare;
   std::map<std::string, std::string> outputs;  // step name -> one-line result for the final summary
   std::vector<std::pair<std::string, double>> step_seconds;  // filled by run_demo as steps finish
+  std::string final_text;  // printed last by run_demo (e.g. the accuracy table)
   std::FILE* log = stdout;
 };
 

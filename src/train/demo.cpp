@@ -263,6 +263,8 @@ std::vector<DemoStep> demo_model_steps() {
                      std::string path = join_path(c.opt.out_dir, "report.html");
                      write_file_atomic(path, write_report(c, *st));
                      c.outputs["report"] = path;
+                     c.final_text = "validation accuracy (exact match) vs the majority baseline:\n" +
+                                    accuracy_table(st->eval) + "report: " + path + "\n";
                    }});
   return steps;
 }
