@@ -29,6 +29,10 @@ struct DemoOptions {
   int epochs = 3;
   double lr = 3e-4;
   int batch_size = 32;
+  // Optional second stage: the language model frozen, the image side (vision, Q-Former,
+  // projection) trained alone at image_lr, so that it must carry what the answers need.
+  int image_epochs = 0;
+  double image_lr = 1e-3;
   int examples = 8;  // validation products shown in the report, with a description each
 };
 

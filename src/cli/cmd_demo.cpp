@@ -23,6 +23,8 @@ void add_demo(CLI::App& app) {
   cmd->add_option("--epochs", o.epochs)->capture_default_str();
   cmd->add_option("--lr", o.lr, "Peak learning rate (warm-up + cosine)")->capture_default_str();
   cmd->add_option("--batch-size", o.batch_size)->capture_default_str();
+  cmd->add_option("--image-epochs", o.image_epochs, "Second stage: epochs with the language model frozen (0 = none)")->capture_default_str();
+  cmd->add_option("--image-lr", o.image_lr, "Second stage's peak learning rate")->capture_default_str();
   cmd->add_option("--examples", o.examples, "Validation products shown in the report and described")->capture_default_str();
   cmd->add_flag("--quiet", args->quiet, "No progress bars");
   cmd->callback([args] {
@@ -30,7 +32,7 @@ void add_demo(CLI::App& app) {
     init_torch_threads();
     DemoContext ctx = make_demo_context(args->opt);
     std::vector<DemoStep> steps = demo_catalog_steps();
-    for (auto& s : demo_model_steps()) steps.push_back(std::move(s));
+    for (auto& s : demo_model_steps(ctx.opt)) steps.push_back(std::move(s));
     run_demo(ctx, steps);
   });
 }

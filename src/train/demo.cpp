@@ -85,7 +85,12 @@ std::string write_report(const DemoContext& c, const DemoModelState& st) {
        html_escape(o.preset) + "</code>, " + std::to_string(st.parameters) + " parameters) trained from scratch for " +
        std::to_string(o.epochs) + " epochs (learning rate " + fmt("%g", o.lr) + ", batch " +
        std::to_string(o.batch_size) + ", " + fmt("%.0f", st.train.samples_per_second) +
-       " samples/s); descriptions by the offline writer.</p>\n";
+       " samples/s)" +
+       (o.image_epochs > 0 ? ", then " + std::to_string(o.image_epochs) +
+                                 " epochs of the image side alone (language model frozen, learning rate " +
+                                 fmt("%g", o.image_lr) + ")"
+                           : std::string()) +
+       "; descriptions by the offline writer.</p>\n";
 
   h += "<h2>Validation accuracy</h2>\n<table><tr><th>attribute</th><th>pairs</th><th>accuracy</th>"
        "<th>majority baseline</th><th>majority value</th></tr>\n";
@@ -139,7 +144,7 @@ std::string html_escape(const std::string& s) {
   return out;
 }
 
-std::vector<DemoStep> demo_model_steps() {
+std::vector<DemoStep> demo_model_steps(const DemoOptions& opt) {
   auto st = std::make_shared<DemoModelState>();
   std::vector<DemoStep> steps;
 
@@ -174,6 +179,29 @@ std::vector<DemoStep> demo_model_steps() {
                                           fmt("%.4f", st->train.step_losses.empty() ? 0.0 : st->train.step_losses.back()) +
                                           "; model in " + st->model_dir;
                    }});
+
+  if (opt.image_epochs > 0)
+    steps.push_back({"train image side", [st](DemoContext& c) {
+                       TrainOptions to;
+                       to.model_dir = st->model_dir;  // the first stage's result
+                       to.data_dir = c.dataset_dir;
+                       to.out_dir = join_path(c.opt.out_dir, "train-image");
+                       to.full = true;
+                       to.freeze = {"language"};
+                       to.lr = c.opt.image_lr;
+                       to.batch_size = c.opt.batch_size;
+                       to.epochs = c.opt.image_epochs;
+                       to.seed = c.opt.seed + 1;
+                       to.eval_each_epoch = false;
+                       to.progress = c.opt.progress;
+                       TrainResult r = train_model(to);
+                       st->model_dir = join_path(to.out_dir, "model");
+                       st->train.steps += r.steps;
+                       c.outputs["train image side"] = std::to_string(r.steps) + " steps, " +
+                                                       fmt("%.0f", r.samples_per_second) + " samples/s, last loss " +
+                                                       fmt("%.4f", r.step_losses.empty() ? 0.0 : r.step_losses.back()) +
+                                                       "; model in " + st->model_dir;
+                     }});
 
   steps.push_back({"evaluate", [st](DemoContext& c) {
                      std::vector<VqaPair> val = read_pairs(join_path(c.dataset_dir, "val.jsonl"));

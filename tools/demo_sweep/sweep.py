@@ -109,6 +109,22 @@ def make_model(c):
     torch.manual_seed(c.get("seed", 0))
     m = Blip2ForConditionalGeneration(Blip2Config(**cfg))
     if c.get("t5init"): t5_init(m.language_model, cfg["text_config"])
+    if c.get("pos_std"):
+        with torch.no_grad(): m.vision_model.embeddings.position_embedding.normal_(0, c["pos_std"])
+    if c.get("pos_sincos"):
+        with torch.no_grad():
+            pe = m.vision_model.embeddings.position_embedding
+            n = pe.shape[1] - 1; g = int(round(n ** 0.5)); D = pe.shape[2]
+            rows = []
+            for i in range(g):
+                for j in range(g):
+                    v = []
+                    for k in range(D // 4):
+                        w = 1.0 / (100 ** (k / (D // 4)))
+                        v += [math.sin(i * w), math.cos(i * w), math.sin(j * w), math.cos(j * w)]
+                    rows.append(v)
+            pe[0, 1:] = torch.tensor(rows) * c["pos_sincos"]
+            pe[0, 0] = 0
     return m, cfg
 
 @torch.no_grad()
@@ -155,23 +171,32 @@ def run(c):
     if nprod:
         keep = set(list(dict.fromkeys(p["image"] for p in train))[:int(nprod * 0.8)])
         tr = [p for p in train if p["image"] in keep]
-    bs, epochs, lr = c["batch"], c["epochs"], c["lr"]
-    opt = torch.optim.AdamW(m.parameters(), lr=lr, weight_decay=c.get("wd", 0.01))
-    steps_per_epoch = math.ceil(len(tr) / bs); total = steps_per_epoch * epochs
-    warm = math.ceil(c.get("warmup", 0.05) * total)
-    rng = random.Random(c.get("seed", 0)); step = 0; hist = []
-    t0 = time.time()
-    for ep in range(epochs):
-        order = epoch_order(tr, rng)
-        for s in range(0, len(order), bs):
-            b = [tr[i] for i in order[s:s + bs]]
-            lr_now = lr * (step + 1) / warm if step < warm else lr * 0.5 * (1 + math.cos(math.pi * min(1, (step - warm) / max(1, total - warm))))
-            for g in opt.param_groups: g["lr"] = lr_now
-            loss = forward_loss(m, *batch_tensors(b, px, nq, it, dev))
-            opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0); opt.step(); step += 1
-        acc = evaluate(m, val, px, nq, it, dev)
-        hist.append({"epoch": ep + 1, "loss": loss.item(), "acc": acc, "mean": sum(acc.values()) / len(acc)})
-        print(c["name"], hist[-1], flush=True)
+    hist = []; t0 = time.time(); total_steps = 0
+    stages = c.get("stages") or [{"epochs": c["epochs"], "lr": c["lr"], "freeze": []}]
+    for si, sg in enumerate(stages):
+        # As `tailor train --full --freeze ...` run once per stage, each stage on the last's weights.
+        for p in m.parameters(): p.requires_grad_(True)
+        parts = {"language": m.language_model, "vision": m.vision_model, "qformer": m.qformer}
+        for f in sg.get("freeze", []):
+            for p in parts[f].parameters(): p.requires_grad_(False)
+        params = [p for p in m.parameters() if p.requires_grad]
+        bs, epochs, lr = sg.get("batch", c["batch"]), sg["epochs"], sg["lr"]
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=c.get("wd", 0.01))
+        steps_per_epoch = math.ceil(len(tr) / bs); total = steps_per_epoch * epochs; total_steps += total
+        warm = math.ceil(c.get("warmup", 0.05) * total)
+        rng = random.Random(c.get("seed", 0) + si); step = 0
+        for ep in range(epochs):
+            order = epoch_order(tr, rng)
+            for s in range(0, len(order), bs):
+                b = [tr[i] for i in order[s:s + bs]]
+                lr_now = lr * (step + 1) / warm if step < warm else lr * 0.5 * (1 + math.cos(math.pi * min(1, (step - warm) / max(1, total - warm))))
+                for g in opt.param_groups: g["lr"] = lr_now
+                loss = forward_loss(m, *batch_tensors(b, px, nq, it, dev))
+                opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0); opt.step(); step += 1
+            acc = evaluate(m, val, px, nq, it, dev)
+            hist.append({"epoch": len(hist) + 1, "loss": loss.item(), "acc": acc, "mean": sum(acc.values()) / len(acc)})
+            print(c["name"], hist[-1], flush=True)
+    total = total_steps; epochs = len(hist)
     res["history"] = hist; res["train_pairs"] = len(tr); res["steps"] = total; res["gpu_s"] = time.time() - t0
     if "cpu_samples_per_s" in res: res["cpu_train_s_est"] = len(tr) * epochs / res["cpu_samples_per_s"]
     return res
