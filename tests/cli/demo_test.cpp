@@ -159,4 +159,8 @@ TEST(DemoCli, BadOptionsFailClearly) {
   auto r = test::run_cmd(test::tailor_bin() + " demo --quiet --products 20 --preset nosuch --out " + out);
   EXPECT_NE(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("unknown preset \"nosuch\""), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(fs::path(out) / "catalog")) << "nothing should run before the options are checked";
+  r = test::run_cmd(test::tailor_bin() + " demo --quiet --products 20 --val-fraction 1.5 --out " + out);
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("--val-fraction must be between 0 and 1"), std::string::npos) << r.output;
 }
