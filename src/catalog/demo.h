@@ -1,12 +1,13 @@
 // tailor demo: the whole pipeline on an embedded synthetic catalog, offline, as a list of steps.
-// This stage provides the catalog steps (synthesize, prepare); later stages append theirs
-// (train, evaluate, describe) in cmd_demo.cpp, reading what earlier steps left in DemoContext.
+// This stage provides the catalog steps (synthesize, prepare); train/demo.h appends the model steps
+// (init, train, evaluate, describe, report), reading what earlier steps left in DemoContext.
 #pragma once
 #include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "catalog/prepare.h"
@@ -16,10 +17,23 @@ namespace tailor {
 
 struct DemoOptions {
   std::string out_dir = "demo-out";
-  int products = 400;
+  int products = 2000;
   uint64_t seed = 1;
   int threads = 0;  // 0 = one per core
   bool progress = true;
+  // The attributes the synthetic photos show (Fabric and Fit are catalog metadata, not drawn).
+  std::vector<std::string> attributes = {"Sleeve Length", "Neck", "Collar", "Pattern", "baseColour"};
+  double val_fraction = 0.1;
+  // Model half (train/demo.h). Tuned for about 3 minutes on 2 CPU cores: see docs/benchmarks.md.
+  std::string preset = "tiny";
+  int epochs = 3;
+  double lr = 3e-4;
+  int batch_size = 32;
+  // Optional second stage: the language model frozen, the image side (vision, Q-Former,
+  // projection) trained alone at image_lr, so that it must carry what the answers need.
+  int image_epochs = 0;
+  double image_lr = 1e-3;
+  int examples = 8;  // validation products shown in the report, with a description each
 };
 
 // What the steps share: options, where things are, and each step's results.
@@ -30,6 +44,8 @@ struct DemoContext {
   SynthSummary synth;
   PrepareSummary prepare;
   std::map<std::string, std::string> outputs;  // step name -> one-line result for the final summary
+  std::vector<std::pair<std::string, double>> step_seconds;  // filled by run_demo as steps finish
+  std::string final_text;  // printed last by run_demo (e.g. the accuracy table)
   std::FILE* log = stdout;
 };
 
@@ -41,7 +57,8 @@ struct DemoStep {
 DemoContext make_demo_context(const DemoOptions& opt);
 // synth → prepare.
 std::vector<DemoStep> demo_catalog_steps();
-// Runs the steps in order, printing "[i/n] name" and the time of each, then a summary.
+// Runs the steps in order, printing "[i/n] name" and the time of each, then a summary; writes
+// <out>/timings.json (seconds per step and in total).
 void run_demo(DemoContext& ctx, const std::vector<DemoStep>& steps);
 
 }  // namespace tailor

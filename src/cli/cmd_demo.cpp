@@ -1,25 +1,44 @@
 #include "catalog/demo.h"
 #include "cli/commands.h"
+#include "model/presets.h"
+#include "train/demo.h"
+#include "util/error.h"
+#include "util/torch_threads.h"
 
 namespace tailor::cli {
 
 void add_demo(CLI::App& app) {
-  auto* cmd = app.add_subcommand("demo", "Run the pipeline offline on a synthetic catalog (synth, prepare)");
+  auto* cmd = app.add_subcommand(
+      "demo", "The whole pipeline offline on the CPU: synth, prepare, init, train, evaluate, describe, HTML report");
   struct Args {
     DemoOptions opt;
     bool quiet = false;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("--out", args->opt.out_dir, "Output directory")->capture_default_str();
-  cmd->add_option("--products", args->opt.products, "Synthetic products")->capture_default_str();
-  cmd->add_option("--seed", args->opt.seed, "Seed of the catalog and the split")->capture_default_str();
-  cmd->add_option("--threads", args->opt.threads, "Worker threads (0 = one per core)")->capture_default_str();
+  DemoOptions& o = args->opt;
+  cmd->add_option("--out", o.out_dir, "Output directory (report.html, eval.json, examples.jsonl, ...)")->capture_default_str();
+  cmd->add_option("--products", o.products, "Synthetic products")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Seed of the catalog, the split, the model and the training")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "Worker threads for synth and prepare (0 = one per core)")->capture_default_str();
+  cmd->add_option("--val-fraction", o.val_fraction, "Products held out for evaluation")->capture_default_str();
+  cmd->add_option("--preset", o.preset, "Model preset (tailor init)")->capture_default_str();
+  cmd->add_option("--epochs", o.epochs)->capture_default_str();
+  cmd->add_option("--lr", o.lr, "Peak learning rate (warm-up + cosine)")->capture_default_str();
+  cmd->add_option("--batch-size", o.batch_size)->capture_default_str();
+  cmd->add_option("--image-epochs", o.image_epochs, "Second stage: epochs with the language model frozen (0 = none)")->capture_default_str();
+  cmd->add_option("--image-lr", o.image_lr, "Second stage's peak learning rate")->capture_default_str();
+  cmd->add_option("--examples", o.examples, "Validation products shown in the report and described")->capture_default_str();
   cmd->add_flag("--quiet", args->quiet, "No progress bars");
   cmd->callback([args] {
     args->opt.progress = !args->quiet;
+    preset_config(args->opt.preset, 1);  // an unknown preset fails now, not after synth and prepare
+    if (args->opt.products < 2) throw Error("--products must be at least 2 (one to train on, one to evaluate)");
+    if (args->opt.epochs < 1 || args->opt.batch_size < 1) throw Error("--epochs and --batch-size must be at least 1");
+    if (!(args->opt.val_fraction > 0 && args->opt.val_fraction < 1)) throw Error("--val-fraction must be between 0 and 1");
+    init_torch_threads();
     DemoContext ctx = make_demo_context(args->opt);
     std::vector<DemoStep> steps = demo_catalog_steps();
-    // Later stages append their steps here (train, evaluate, describe).
+    for (auto& s : demo_model_steps(ctx.opt)) steps.push_back(std::move(s));
     run_demo(ctx, steps);
   });
 }
