@@ -17,8 +17,9 @@ if [ "$STAGE" != bench ] && [ "$STAGE" != profile ]; then
   python3 tools/gpu/compare.py | tee $OUT/parity.json
 fi
 if [ "$STAGE" = profile ]; then
-  $BENCH train /tmp/xl 128 5 nocache | tee $OUT/tailor_parts.jsonl
-  TAILOR_TF32=1 $BENCH train /tmp/xl 128 5 nocache | tee -a $OUT/tailor_parts.jsonl
+  $BENCH train /tmp/xl 32,128 5 nocache | tee $OUT/tailor_train.jsonl
+  $BENCH train /tmp/xl 128,256 5 cache | tee -a $OUT/tailor_train.jsonl
+  $BENCH generate /tmp/xl .gpu/parity_images/10003.jpg 1,32,128 10 | tee $OUT/tailor_generate.jsonl
   exit 0
 fi
 if [ "$STAGE" != parity ]; then

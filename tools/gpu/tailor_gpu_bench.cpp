@@ -108,8 +108,8 @@ static std::vector<int64_t> parse_list(const std::string& s) {
 
 static int train_bench(Blip2Bundle& b, int64_t B, int steps, bool cache) {
   torch::Device dev(torch::kCUDA);
-  // TAILOR_TF32=1: float32 matmuls (the Q-Former and T5's wo, kept in float32 as HF does) on TF32.
-  at::globalContext().setAllowTF32CuBLAS(std::getenv("TAILOR_TF32") != nullptr);
+  // TAILOR_NO_TF32=1: float32 matmuls (the Q-Former, LoRA) without TF32, as HF runs them.
+  if (std::getenv("TAILOR_NO_TF32")) at::globalContext().setAllowTF32CuBLAS(false);
   auto& m = b.model;
   for (auto& p : m->parameters()) p.set_requires_grad(false);
   LoraOptions lo;
