@@ -1,0 +1,133 @@
+// The strict loader: a checkpoint with missing, unexpected or mis-shaped tensors is refused with every
+// offending key named; transformers 4.x's ViT bias form (q_bias + v_bias) loads to the same model.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "model/model_dir.h"
+#include "model/weights.h"
+#include "test_util.h"
+#include "util/error.h"
+#include "util/fs.h"
+
+using namespace tailor;
+using torch::Tensor;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string fixture() { return test::repo_root() + "/tests/fixtures/parity_tiny"; }
+
+// Copies the fixture's model directory with its weights rewritten by `edit`.
+std::string variant(const std::string& name, const std::function<void(std::map<std::string, Tensor>&)>& edit) {
+  std::string dir = test::temp_dir(name);
+  for (const char* f : {"config.json", "spiece.model", "preprocessor_config.json"})
+    fs::copy_file(fixture() + "/" + f, dir + "/" + f);
+  Checkpoint ck = Checkpoint::open(fixture() + "/model.safetensors");
+  std::map<std::string, Tensor> w;
+  for (const auto& n : ck.names()) w[n] = tensor_from_view(ck.get(n));
+  edit(w);
+  std::vector<TensorToWrite> out;
+  for (auto& [n, t] : w) {
+    t = t.contiguous();
+    out.push_back({n, DType::F32, t.sizes().vec(), t.data_ptr(), static_cast<size_t>(t.numel()) * 4});
+  }
+  write_safetensors(dir + "/model.safetensors", out);
+  return dir;
+}
+
+std::string load_error(const std::string& dir) {
+  try {
+    load_model_dir(dir, torch::kCPU, torch::kFloat);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const char* kQ = "language_model.encoder.block.1.layer.0.SelfAttention.q.weight";
+
+}  // namespace
+
+TEST(Loader, MissingTensorIsNamed) {
+  std::string msg = load_error(variant("missing", [](auto& w) { w.erase(kQ); }));
+  EXPECT_NE(msg.find("missing tensors (1)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(kQ), std::string::npos) << msg;
+}
+
+TEST(Loader, UnexpectedTensorIsNamed) {
+  std::string msg = load_error(variant("unexpected", [](auto& w) { w["language_model.extra.weight"] = torch::zeros({2}); }));
+  EXPECT_NE(msg.find("unexpected tensors (1)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("language_model.extra.weight"), std::string::npos) << msg;
+}
+
+TEST(Loader, MisshapedTensorIsNamedWithBothShapes) {
+  std::string msg = load_error(variant("shape", [](auto& w) { w[kQ] = torch::zeros({3, 5}); }));
+  EXPECT_NE(msg.find("wrong shape"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::string(kQ) + ": checkpoint [3, 5]"), std::string::npos) << msg;
+}
+
+TEST(Loader, EveryProblemIsListedAtOnce) {
+  std::string msg = load_error(variant("all", [](auto& w) {
+    w.erase(kQ);
+    w["stray"] = torch::zeros({1});
+    w["query_tokens"] = torch::zeros({1});
+  }));
+  EXPECT_NE(msg.find("missing tensors"), std::string::npos);
+  EXPECT_NE(msg.find("unexpected tensors"), std::string::npos);
+  EXPECT_NE(msg.find("wrong shape"), std::string::npos);
+}
+
+TEST(Loader, TruncatedCheckpointNamesTheFile) {
+  std::string dir = variant("trunc", [](auto&) {});
+  fs::resize_file(dir + "/model.safetensors", fs::file_size(dir + "/model.safetensors") - 100);
+  std::string msg = load_error(dir);
+  EXPECT_NE(msg.find("model.safetensors"), std::string::npos) << msg;
+}
+
+TEST(Loader, Transformers4QVBiasFormGivesTheSameModel) {
+  std::string dir = variant("qv", [](auto& w) {
+    std::vector<std::string> keys;
+    for (auto& kv : w)
+      if (kv.first.size() > 13 && kv.first.compare(kv.first.size() - 13, 13, "self_attn.qkv.bias") == 0) keys.push_back(kv.first);
+    for (auto& kv : w)
+      if (kv.first.find("self_attn.qkv.bias") != std::string::npos) keys.push_back(kv.first);
+    for (const auto& k : keys) {
+      if (!w.count(k)) continue;
+      Tensor b = w[k];
+      int64_t d = b.size(0) / 3;
+      std::string base = k.substr(0, k.size() - std::string("qkv.bias").size());
+      w[base + "q_bias"] = b.narrow(0, 0, d).clone();
+      w[base + "v_bias"] = b.narrow(0, 2 * d, d).clone();
+      w.erase(k);
+    }
+  });
+  Blip2Bundle a = load_model_dir(fixture(), torch::kCPU, torch::kFloat);
+  Blip2Bundle b = load_model_dir(dir, torch::kCPU, torch::kFloat);
+  auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
+  int checked = 0;
+  for (auto& item : pa) {
+    const Tensor& want = item.value();
+    const Tensor& got = pb[item.key()];
+    if (item.key().find("qkv.bias") != std::string::npos) {
+      // 4.x has no key bias: q and v come through, the middle third is zero.
+      int64_t d = want.size(0) / 3;
+      EXPECT_TRUE(torch::equal(got.narrow(0, 0, d), want.narrow(0, 0, d))) << item.key();
+      EXPECT_TRUE(torch::equal(got.narrow(0, 2 * d, d), want.narrow(0, 2 * d, d))) << item.key();
+      EXPECT_EQ(got.narrow(0, d, d).abs().max().item<float>(), 0.0f) << item.key();
+      ++checked;
+      continue;
+    }
+    ASSERT_TRUE(torch::equal(want, got)) << item.key();
+  }
+  EXPECT_EQ(checked, 2);  // the fixture's two ViT layers
+}
+
+TEST(Loader, MissingLmHeadMeansTiedToShared) {
+  std::string dir = variant("tied", [](auto& w) { w.erase("language_model.lm_head.weight"); });
+  Blip2Bundle b = load_model_dir(dir, torch::kCPU, torch::kFloat);
+  EXPECT_TRUE(b.model->language_model->lm_head.is_empty());
+  Tensor h = torch::randn({1, 2, b.cfg.text.d_model});
+  Tensor want = torch::matmul(h, b.model->language_model->shared->weight.t());
+  EXPECT_TRUE(torch::allclose(b.model->language_model->lm_logits(h), want, 1e-5, 1e-6));
+}
