@@ -19,6 +19,7 @@
 #include "model/safetensors.h"
 #include "model/weights.h"
 #include "train/augment.h"
+#include "train/distributed.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/progress.h"
@@ -177,6 +178,14 @@ TrainResult train_model(const TrainOptions& o) {
   torch::Device dev(o.device);
   if (dev.is_cuda() && !torch::cuda::is_available()) throw Error("--device cuda: no CUDA device is available");
   TrainResult res;
+  // [dist] Data-parallel: join the job (train/distributed.h). Each rank trains on its part of every
+  // step's pairs; rank 0 alone writes logs, checkpoints and outputs. One process: dist stays null.
+  std::unique_ptr<Distributed> dist;
+  const bool main_rank = o.world.is_main();
+  if (o.world.distributed()) {
+    if (dev.is_cuda() && !dev.has_index()) dev = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(o.world.local_rank));
+    dist = std::make_unique<Distributed>(o.world, dev);
+  }
 
   // ---- data ---------------------------------------------------------------------------------
   std::string train_path = join_path(o.data_dir, "train.jsonl"), val_path = join_path(o.data_dir, "val.jsonl");
@@ -208,6 +217,9 @@ TrainResult train_model(const TrainOptions& o) {
 
   // ---- model --------------------------------------------------------------------------------
   torch::ScalarType frozen_dtype = o.full ? torch::kFloat : parse_dtype_name(o.dtype, dev);
+  // [dist] libtorch seeds its default generator randomly: seed before the LoRA init, so the adapters
+  // start the same in every run (and a single-process run can be compared with a distributed one).
+  torch::manual_seed(o.seed);
   Blip2Bundle b = load_model_dir(o.model_dir, dev, frozen_dtype);
   auto& m = b.model;
   for (auto& p : m->parameters()) p.set_requires_grad(o.full);
@@ -243,6 +255,7 @@ TrainResult train_model(const TrainOptions& o) {
   if (o.cache != "on" && o.cache != "off" && o.cache != "auto") throw Error("--cache must be auto, on or off");
   bool use_cache = o.cache == "on" || (o.cache == "auto" && image_side_frozen && !o.augment);
   res.cache_used = use_cache;
+  if (main_rank)  // [dist]
   std::printf("training %lld of %lld parameters (%s) on %zu pairs of %zu photos; feature cache %s\n",
               (long long)res.trainable_parameters, (long long)[&] { int64_t n = 0; for (auto& p : m->parameters()) n += p.numel(); return n; }(),
               o.full ? "full" : "LoRA", pairs.size(), images.size(), use_cache ? "on" : "off");
@@ -264,10 +277,19 @@ TrainResult train_model(const TrainOptions& o) {
   if (o.resume) {
     if (!load_checkpoint(o.out_dir, st, o, trainable, *opt))
       throw Error("--resume: no checkpoint in " + join_path(o.out_dir, "checkpoint"));
-    trim_log(log_path, st.step);
-    std::printf("resumed at step %lld (epoch %lld, pair %lld)\n", (long long)st.step, (long long)st.epoch, (long long)st.pos);
-  } else if (file_exists(log_path)) {
+    if (main_rank) trim_log(log_path, st.step);  // [dist]
+    if (main_rank) std::printf("resumed at step %lld (epoch %lld, pair %lld)\n", (long long)st.step, (long long)st.epoch, (long long)st.pos);
+  } else if (main_rank && file_exists(log_path)) {  // [dist]
     fs::remove(log_path);
+  }
+  // [dist] Same options and pairs everywhere, the same starting weights (as DDP), and each rank its own
+  // dropout stream; the gradient reducer hooks the trainable parameters.
+  std::unique_ptr<GradReducer> reducer;
+  if (dist) {
+    dist->check_same("training options", fingerprint(o).dump() + " pairs=" + std::to_string(pairs.size()));
+    for (auto& p : params) dist->broadcast_from_rank0(p);
+    if (!main_rank) torch::manual_seed(o.seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(o.world.rank) + st.step);
+    reducer = std::make_unique<GradReducer>(*dist, params, o.world.bucket_bytes);
   }
 
   // Frozen image side: eval mode (no dropout), so its output is a pure function of the photo.
@@ -277,6 +299,24 @@ TrainResult train_model(const TrainOptions& o) {
     m->qformer->eval();
   }
   std::map<std::string, Tensor> cache;  // photo path -> Q-Former output [Q, H]
+  if (dist && use_cache) {
+    // [dist] Each rank computes the features of its part of the photos; every rank gets all of them.
+    std::vector<std::string> photos;
+    for (const auto& kv : images) photos.push_back(kv.first);
+    Span all{0, static_cast<int64_t>(photos.size())}, mine = rank_part(all, o.world.rank, o.world.world_size);
+    std::vector<Tensor> parts;
+    for (int64_t s = mine.begin; s < mine.end; s += 32) {
+      std::vector<const ImageRGB*> todo;
+      for (int64_t i = s; i < std::min(mine.end, s + 32); ++i) todo.push_back(images[photos[i]].get());
+      torch::NoGradGuard ng;
+      parts.push_back(m->qformer_features(m->vision_model->forward(pixel_batch(todo, b.image_cfg).to(dev))));
+    }
+    Tensor local = parts.empty() ? torch::empty({0, m->query_tokens.size(1), m->query_tokens.size(2)},
+                                                m->query_tokens.options().requires_grad(false))
+                                 : torch::cat(parts);
+    Tensor features = dist->all_gather_rows(local, rank_part(all, 0, o.world.world_size).size());
+    for (size_t i = 0; i < photos.size(); ++i) cache[photos[i]] = features[static_cast<int64_t>(i)];
+  }
   auto qformer_out = [&](const std::vector<const VqaPair*>& batch, int64_t epoch) -> Tensor {
     if (use_cache) {
       std::vector<const ImageRGB*> todo;
@@ -338,7 +378,7 @@ TrainResult train_model(const TrainOptions& o) {
 
   // ---- the loop -----------------------------------------------------------------------------
   std::unique_ptr<Progress> bar;
-  if (o.progress) bar = std::make_unique<Progress>("train", total_steps, "steps");
+  if (o.progress && main_rank) bar = std::make_unique<Progress>("train", total_steps, "steps");  // [dist]
   if (bar) bar->add(st.step);
   auto t0 = std::chrono::steady_clock::now();
   int64_t samples = 0;
@@ -347,13 +387,16 @@ TrainResult train_model(const TrainOptions& o) {
     auto answerer = make_blip2_answerer(b, dev);
     GenerationOptions g;
     g.max_new_tokens = 16;
-    res.final_eval = evaluate(*answerer, val, pairs, 64, g, false);
+    res.final_eval = dist ? evaluate_distributed(*dist, *answerer, val, pairs, 64, g)  // [dist]
+                          : evaluate(*answerer, val, pairs, 64, g, false);
     res.evaluated = true;
     json line = {{"step", st.step}, {"epoch", epoch + 1}, {"eval_accuracy", res.final_eval.accuracy}};
     for (const auto& a : res.final_eval.attributes) line["accuracy"][a.attribute] = a.accuracy;
+    if (!main_rank) return;  // [dist]
     append_line_durable(log_path, line.dump());
     std::fprintf(stderr, "\nepoch %lld: validation accuracy %.3f\n", (long long)epoch + 1, res.final_eval.accuracy);
   };
+  const char* trace_dir = std::getenv("TAILOR_SAMPLE_TRACE");
   bool done = st.step >= total_steps;
   while (!done && st.epoch < o.epochs) {
     std::vector<int64_t> order = epoch_order(pairs, o.seed, st.epoch);
@@ -361,14 +404,40 @@ TrainResult train_model(const TrainOptions& o) {
       opt->zero_grad();
       double step_loss = 0;
       int64_t step_samples = 0;
-      for (int a = 0; a < o.grad_accum && st.pos < n; ++a) {
+      // [dist] The step's global batches (what one process would train on); this rank takes its part of
+      // each. Its loss (a mean over its label tokens) is weighted by its share of the batch's label
+      // tokens, so the ranks' gradients sum to the gradient of the whole batch's mean (share = 1 alone).
+      std::vector<Span> global = step_batches(st.pos, n, o.batch_size, o.grad_accum);
+      std::vector<int64_t> trace;
+      for (size_t a = 0; a < global.size(); ++a) {
+        Span part = dist ? rank_part(global[a], o.world.rank, o.world.world_size) : global[a];
         std::vector<const VqaPair*> batch;
-        for (int64_t i = st.pos; i < std::min(n, st.pos + o.batch_size); ++i) batch.push_back(&pairs[order[i]]);
-        st.pos += static_cast<int64_t>(batch.size());
+        for (int64_t i = part.begin; i < part.end; ++i) batch.push_back(&pairs[order[i]]);
+        for (int64_t i = part.begin; i < part.end; ++i) trace.push_back(order[i]);
+        step_samples += global[a].size();
+        if (batch.empty()) continue;
+        double share = 1.0;
+        if (dist) {
+          int64_t mine = 0, all = 0;
+          for (int64_t i = global[a].begin; i < global[a].end; ++i) {
+            int64_t t = static_cast<int64_t>(b.tokenizer->encode(pairs[order[i]].answer, true).size());
+            all += t;
+            if (i >= part.begin && i < part.end) mine += t;
+          }
+          share = static_cast<double>(mine) / static_cast<double>(all);
+          if (a + 1 == global.size()) reducer->arm();
+        }
         Tensor loss = batch_loss(batch, st.epoch);
-        (loss / o.grad_accum).backward();
-        step_loss += loss.item<double>() / o.grad_accum;
-        step_samples += static_cast<int64_t>(batch.size());
+        ((loss * share) / o.grad_accum).backward();
+        step_loss += loss.item<double>() * share / o.grad_accum;
+      }
+      st.pos = global.back().end;
+      if (reducer) step_loss = reducer->finish(step_loss);  // [dist] summed gradients and loss
+      if (trace_dir) {  // [dist] which pairs this rank trained on (TAILOR_SAMPLE_TRACE)
+        json ids = json::array();
+        for (int64_t i : trace) ids.push_back(pairs[i].id + "/" + pairs[i].attribute);
+        append_line_durable(join_path(trace_dir, "rank" + std::to_string(o.world.rank) + ".jsonl"),
+                            json({{"epoch", st.epoch}, {"step", st.step + 1}, {"pairs", ids}}).dump());
       }
       if (o.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(params, o.max_grad_norm);
       double lr = lr_at(o, st.step, total_steps);
@@ -379,6 +448,7 @@ TrainResult train_model(const TrainOptions& o) {
       res.step_losses.push_back(step_loss);
       double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       res.samples_per_second = el > 0 ? samples / el : 0;
+      if (main_rank)  // [dist]
       append_line_durable(log_path, json({{"step", st.step}, {"epoch", st.epoch + 1}, {"loss", step_loss}, {"lr", lr},
                                           {"samples_per_second", res.samples_per_second}})
                                         .dump());
@@ -392,13 +462,14 @@ TrainResult train_model(const TrainOptions& o) {
         evaluate_now(st.epoch);
         st.epoch++;
         st.pos = 0;
-        if (o.checkpoint_every == 0) save_checkpoint(o.out_dir, st, o, trainable, *opt);
+        if (o.checkpoint_every == 0 && main_rank) save_checkpoint(o.out_dir, st, o, trainable, *opt);
       }
-      if (o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0) save_checkpoint(o.out_dir, st, o, trainable, *opt);
+      if (o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0 && main_rank) save_checkpoint(o.out_dir, st, o, trainable, *opt);
     }
   }
   if (bar) bar->finish();
   res.steps = st.step;
+  if (!main_rank) return res;  // [dist] outputs are rank 0's
   save_checkpoint(o.out_dir, st, o, trainable, *opt);
 
   // ---- outputs ------------------------------------------------------------------------------
