@@ -135,9 +135,9 @@ class DistributedTrain : public ::testing::Test {
   }
   // The training arguments shared by the single-process and the distributed runs.
   static std::vector<std::string> train_args(const std::string& out, const std::vector<std::string>& more,
-                                             const std::string& epochs = "2") {
+                                             const std::string& epochs = "2", const std::string& timeout_s = "20") {
     std::vector<std::string> a = {"train", "--model", dir_ + "/model", "--data", dir_ + "/data", "--out", dir_ + "/" + out,
-                                  "--lora-dropout", "0", "--epochs", epochs, "--seed", "5", "--dist-timeout", "20"};
+                                  "--lora-dropout", "0", "--epochs", epochs, "--seed", "5", "--dist-timeout", timeout_s};
     a.insert(a.end(), more.begin(), more.end());
     return a;
   }
@@ -325,6 +325,28 @@ TEST_F(DistributedTrain, KilledRankEndsEveryRankWithinTheTimeout) {
     EXPECT_NE(out.find("tailor: error: distributed: rank " + std::to_string(r) + " of 3:"), std::string::npos) << out;
     EXPECT_NE(out.find("failed"), std::string::npos) << out;
   }
+}
+
+TEST_F(DistributedTrain, HungRankEndsEveryRankAfterTheTimeout) {
+  // A rank that stops answering (SIGSTOP) keeps its sockets open: only the timeout can tell.
+  const double timeout_s = 3;
+  std::vector<std::string> args = train_args("hung", {"--batch-size", "4"}, "500", "3");
+  int port = free_local_port();
+  std::vector<pid_t> pids;
+  for (int r = 0; r < 2; ++r) pids.push_back(spawn_rank(args, r, 2, port, dir_ + "/hung_rank" + std::to_string(r) + ".log"));
+  ASSERT_TRUE(wait_for_file(dir_ + "/hung/train_log.jsonl", pids)) << read_text(dir_ + "/hung_rank0.log");
+  ::kill(pids[1], SIGSTOP);
+  auto stopped_at = std::chrono::steady_clock::now();
+  int s0 = wait_exit(pids[0]);
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped_at).count();
+  ::kill(pids[1], SIGKILL);
+  wait_exit(pids[1]);
+  EXPECT_EQ(s0, 1);
+  EXPECT_GE(took, timeout_s - 0.5);
+  EXPECT_LT(took, timeout_s + 5.0);
+  std::printf("    rank 0 ended %.2f s after rank 1 hung (timeout %.0f s)\n", took, timeout_s);
+  std::string out = read_text(dir_ + "/hung_rank0.log");
+  EXPECT_NE(out.find("tailor: error: distributed: rank 0 of 2:"), std::string::npos) << out;
 }
 
 TEST_F(DistributedTrain, LauncherEndsTheOtherRanksWhenOneIsKilled) {
