@@ -90,12 +90,14 @@ done
 curl -fs "http://127.0.0.1:$PORT/ping" >/dev/null || { echo "serve_bench: model did not load in 300 s" >&2; exit 1; }
 
 echo "serve_bench: model=$MODEL device=$DEVICE mode=$MODE image=$(basename "$IMAGE") ($(stat -c %s "$IMAGE") bytes) max_batch=$MAX_BATCH max_wait_ms=$MAX_WAIT_MS duration=$DURATION"
-printf "%-12s %10s %10s %10s %10s %8s\n" connections req/s p50_ms p90_ms p99_ms errors
+batch_stats() { curl -fs "http://127.0.0.1:$PORT/metrics" | awk '/^tailor_batch_size_sum /{s=$2} /^tailor_batch_size_count /{c=$2} END{print s, c}'; }
+printf "%-12s %10s %10s %10s %10s %11s %8s\n" connections req/s p50_ms p90_ms p99_ms mean_batch errors
 for c in $CONNECTIONS; do
   threads=$(( c < 4 ? c : 4 ))
+  read -r s0 n0 <<<"$(batch_stats)"
   line=$(wrk -t"$threads" -c"$c" -d"$DURATION" --timeout 60s -s "$WORK/post.lua" "http://127.0.0.1:$PORT/invocations" | grep '^RESULT')
+  read -r s1 n1 <<<"$(batch_stats)"
+  mean_batch=$(awk -v a="$s0" -v b="$s1" -v x="$n0" -v y="$n1" 'BEGIN{ if (y > x) printf "%.2f", (b - a) / (y - x); else print "-" }')
   get() { echo "$line" | sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
-  printf "%-12s %10s %10s %10s %10s %8s\n" "$c" "$(get rps)" "$(get p50_ms)" "$(get p90_ms)" "$(get p99_ms)" "$(( $(get errors) + $(get non200) ))"
+  printf "%-12s %10s %10s %10s %10s %11s %8s\n" "$c" "$(get rps)" "$(get p50_ms)" "$(get p90_ms)" "$(get p99_ms)" "$mean_batch" "$(( $(get errors) + $(get non200) ))"
 done
-echo "serve_bench: batch sizes seen by the model:"
-curl -fs "http://127.0.0.1:$PORT/metrics" | grep -E '^tailor_batch_size_(sum|count)'

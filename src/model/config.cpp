@@ -191,7 +191,10 @@ std::string blip2_config_json(const Blip2Config& c) {
             {"relative_attention_max_distance", c.text.relative_attention_max_distance},
             {"dropout_rate", c.text.dropout_rate},
             {"layer_norm_epsilon", c.text.layer_norm_epsilon},
-            {"feed_forward_proj", c.text.feed_forward_proj},
+            // "gated-gelu" + an explicit dense_act_fn reads back the same in transformers 4.x and 5.x
+            // (5.x re-derives is_gated_act from feed_forward_proj; "gelu" alone would mean ungated).
+            {"feed_forward_proj", (c.text.is_gated_act ? std::string("gated-") : std::string()) +
+                                      (c.text.dense_act_fn == "gelu_new" ? std::string("gelu") : c.text.dense_act_fn)},
             {"dense_act_fn", c.text.dense_act_fn},
             {"is_gated_act", c.text.is_gated_act},
             {"tie_word_embeddings", c.text.tie_word_embeddings},

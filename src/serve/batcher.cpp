@@ -35,6 +35,7 @@ std::string Batcher::load_error() const {
 
 void Batcher::run(AnswererFactory factory) {
   std::unique_ptr<Answerer> answerer;
+  std::string error;
   try {
     answerer = factory();
     if (!answerer) throw Error("the model factory returned no model");
@@ -42,9 +43,14 @@ void Batcher::run(AnswererFactory factory) {
     model_name_ = answerer->name();
     if (task_.attributes.empty()) throw Error("the model " + model_name_ + " has no attributes to ask");
   } catch (const std::exception& e) {
+    error = e.what();
+  } catch (...) {
+    error = "unknown error while loading the model";
+  }
+  if (!error.empty()) {
     {
       std::lock_guard<std::mutex> lock(error_mutex_);
-      load_error_ = e.what();
+      load_error_ = error;
     }
     load_failed_.store(true, std::memory_order_release);
     // Nothing is pushed before ready(), but fail whatever might be queued and drain until closed.

@@ -85,6 +85,9 @@ std::string Metrics::render(size_t queue_depth, size_t queue_capacity, bool mode
   out += "# HELP tailor_batch_failures_total Model calls that raised an error (every request in them failed).\n";
   out += "# TYPE tailor_batch_failures_total counter\n";
   out += "tailor_batch_failures_total " + std::to_string(batch_failures_) + "\n";
+  out += "# HELP tailor_requests_in_flight HTTP requests received and not yet answered (this one included).\n";
+  out += "# TYPE tailor_requests_in_flight gauge\n";
+  out += "tailor_requests_in_flight " + std::to_string(in_flight_.load(std::memory_order_relaxed)) + "\n";
   out += "# HELP tailor_queue_depth Requests waiting for the model.\n";
   out += "# TYPE tailor_queue_depth gauge\n";
   out += "tailor_queue_depth " + std::to_string(queue_depth) + "\n";

@@ -1,5 +1,6 @@
 // Server metrics, rendered in Prometheus text exposition format (version 0.0.4) for GET /metrics.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -26,6 +27,9 @@ class Metrics {
   void count_request(const std::string& route, int status, double seconds);
   // One model call: how many questions it answered, how long it took, whether it failed.
   void count_batch(size_t questions, double seconds, bool failed);
+  // HTTP requests received and not yet answered.
+  void request_started() { in_flight_.fetch_add(1, std::memory_order_relaxed); }
+  void request_finished() { in_flight_.fetch_sub(1, std::memory_order_relaxed); }
   // queue_depth and ready are read live by the caller when rendering.
   std::string render(size_t queue_depth, size_t queue_capacity, bool model_ready) const;
 
@@ -36,6 +40,7 @@ class Metrics {
   Histogram batch_size_;
   Histogram batch_seconds_;
   uint64_t batch_failures_ = 0;
+  std::atomic<int64_t> in_flight_{0};
 };
 
 }  // namespace tailor

@@ -464,6 +464,7 @@ void Server::install_routes() {
   auto fail = [](Response& res, int status, const std::string& message) {
     t_request.error = message;
     res.status = status;
+    if (status == 503) res.set_header("Retry-After", "1");  // loading or queue full: come back soon
     res.set_content(error_body(message), "application/json");
   };
   auto authorized = [this, fail](const Request& req, Response& res) {
@@ -493,10 +494,12 @@ void Server::install_routes() {
     };
   };
 
-  http.set_pre_routing_handler([](const Request&, Response&) {
+  http.set_pre_routing_handler([this](const Request&, Response&) {
+    if (t_request.active) metrics_.request_finished();  // the last one on this thread never reached the end
     t_request = RequestContext{};
     t_request.active = true;
     t_request.start = Clock::now();
+    metrics_.request_started();
     return httplib::Server::HandlerResponse::Unhandled;
   });
 
@@ -550,6 +553,7 @@ void Server::install_routes() {
   // client that has its answer also finds it counted). Never logs headers (the bearer token).
   http.set_post_routing_handler([this](const Request& req, Response& res) {
     double seconds = t_request.active ? std::chrono::duration<double>(Clock::now() - t_request.start).count() : 0.0;
+    if (t_request.active) metrics_.request_finished();
     metrics_.count_request(req.path, res.status, seconds);
     ordered_json j;
     j["time"] = utc_now_iso();
@@ -601,7 +605,11 @@ int Server::start() {
     throw Error(std::string("cannot set the listen backlog: ") + std::strerror(errno));
   listener_ = std::thread([this] { http_->listen_after_bind(); });
   // stop() only works once httplib is running; don't hand back a server that cannot be stopped.
-  while (!http_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int i = 0; i < 5000 && !http_->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (!http_->is_running()) {
+    listener_.join();  // listen_after_bind gave up at once
+    throw Error("the HTTP listener on " + options_.host + ":" + std::to_string(port_) + " did not start");
+  }
   started_ = true;
   // The model loads now, while /ping already answers 503.
   batcher_.start(factory_);

@@ -128,10 +128,11 @@ TEST(ServeCli, TinyModelEndToEndAndSigtermFinishesInFlight) {
   EXPECT_EQ(described.value("description", ""), offline_description(list));
 
   // Requests in flight when SIGTERM arrives still get their answers; then the process exits 0.
+  // Forced to 16 tokens so they stay in flight long enough to be seen in /metrics.
   const AttributeSpec& sleeve = task.attributes.at(0);
   std::string body = json{{"image", image},
                           {"prompt", sleeve.question},
-                          {"parameters", {{"max_new_tokens", 4}}}}
+                          {"parameters", {{"max_new_tokens", 16}, {"min_new_tokens", 16}}}}
                          .dump();
   std::vector<int> statuses(4, -1);
   std::vector<std::string> bodies(4);
@@ -146,7 +147,16 @@ TEST(ServeCli, TinyModelEndToEndAndSigtermFinishesInFlight) {
         bodies[k] = rk->body;
       }
     });
-  std::this_thread::sleep_for(150ms);
+  // Wait until the server holds all four (the metrics request is the fifth in flight).
+  double in_flight = 0;
+  for (int i = 0; i < 10000 && in_flight < 5; ++i) {
+    auto m = c.Get("/metrics");
+    std::string text = m ? m->body : "";
+    size_t at = text.find("\ntailor_requests_in_flight ");
+    in_flight = at == std::string::npos ? 0 : std::atof(text.c_str() + at + 27);
+    if (in_flight < 5) std::this_thread::sleep_for(2ms);
+  }
+  EXPECT_GE(in_flight, 5) << "the four requests were never in flight together";
   kill(p.pid, SIGTERM);
   for (auto& t : clients) t.join();
   int code = wait_exit(p.pid);
@@ -158,7 +168,7 @@ TEST(ServeCli, TinyModelEndToEndAndSigtermFinishesInFlight) {
   }
   EXPECT_NE(log.find("SIGTERM, finishing requests in flight"), std::string::npos) << log;
   // One JSON log line per request: ping(s), all attributes, describe, the four prompts.
-  int invocations = 0;
+  int invocations = 0;  // (the /metrics polls are logged too)
   std::istringstream lines(log);
   for (std::string line; std::getline(lines, line);) {
     if (line.empty() || line[0] != '{') continue;

@@ -573,11 +573,16 @@ TEST(Serve, FullQueueAnswers503) {
   for (int k = 1; k < 3; ++k) waiting.emplace_back([&, k] { statuses[k] = post_raw(s, body, "application/json").status; });
   for (int i = 0; i < 400 && s.server->queue_depth() < 2; ++i) std::this_thread::sleep_for(5ms);
   ASSERT_EQ(s.server->queue_depth(), 2u);
-  Reply full = post_raw(s, body, "application/json");
+  httplib::Client c = s.client();
+  auto full_result = c.Post("/invocations", body, "application/json");
+  ASSERT_TRUE(full_result);
+  EXPECT_EQ(full_result->get_header_value("Retry-After"), "1");
+  Reply full = reply_of(full_result);
   EXPECT_EQ(full.status, 503);
   EXPECT_NE(full.body.value("error", "").find("queue is full"), std::string::npos) << full.text;
   std::string m = reply_of(s.client().Get("/metrics")).text;
   EXPECT_EQ(metric(m, "tailor_queue_depth"), 2);
+  EXPECT_EQ(metric(m, "tailor_requests_in_flight"), 4);  // one in the model, two queued, this one
   hold.open();
   for (auto& t : waiting) t.join();
   EXPECT_EQ(statuses, std::vector<int>({200, 200, 200}));
@@ -639,10 +644,15 @@ TEST(Serve, StopFinishesRequestsInFlight) {
     s.server->stop();
     stopped = true;
   });
-  std::this_thread::sleep_for(100ms);
-  EXPECT_FALSE(stopped.load());  // waits for the requests in flight
-  httplib::Client late("127.0.0.1", s.port);
-  EXPECT_FALSE(late.Get("/ping"));  // no new connections once stopping
+  bool refused = false;  // no new connections once stopping
+  for (int i = 0; i < 300 && !refused; ++i) {
+    httplib::Client late("127.0.0.1", s.port);
+    late.set_connection_timeout(1, 0);
+    refused = !late.Get("/ping");
+    if (!refused) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_FALSE(stopped.load());  // but stop() waits for the requests in flight
   hold.open();
   stopper.join();
   for (int k = 0; k < 4; ++k) {
@@ -665,6 +675,7 @@ TEST(Serve, OneJsonLogLinePerRequestAndPrometheusMetrics) {
   EXPECT_EQ(metric(m, "tailor_requests_total{route=\"/invocations\",status=\"400\"}"), 1);
   EXPECT_EQ(metric(m, "tailor_request_duration_seconds_bucket{route=\"/invocations\",le=\"+Inf\"}"), 2);
   EXPECT_EQ(metric(m, "tailor_model_ready"), 1);
+  EXPECT_EQ(metric(m, "tailor_requests_in_flight"), 1);  // the metrics request itself
   auto lines = s.log_lines();
   ASSERT_EQ(lines.size(), 3u);  // two invocations, then the metrics GET itself
   json ok = json::parse(lines[0]);

@@ -1,0 +1,1 @@
+// Carries the precompiled <torch/torch.h> + <gtest/gtest.h> that every libtorch test reuses.

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds tailor on the GPU machine against pip's CUDA libtorch. That machine has no Debian dev
+# packages and no network: the Debian packages travel as .deb files in .gpu/debs (fetch them here with
+# tools/gpu/fetch_debs.sh) and are unpacked into a prefix; SentencePiece travels prebuilt in .gpu/spm.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DEPS=/tmp/tailor-deps
+if [ ! -f $DEPS/.done ]; then
+  mkdir -p $DEPS
+  for f in .gpu/debs/*.deb; do dpkg -x "$f" $DEPS; done
+  touch $DEPS/.done
+fi
+export PKG_CONFIG_SYSROOT_DIR=$DEPS
+export PKG_CONFIG_LIBDIR=$DEPS/usr/lib/x86_64-linux-gnu/pkgconfig:$DEPS/usr/share/pkgconfig
+export PKG_CONFIG=$DEPS/usr/bin/pkgconf
+export LD_LIBRARY_PATH=$DEPS/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+TORCH_CMAKE=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+B=/tmp/tailor-build
+if [ ! -f $B/build.ninja ]; then
+  cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH="$TORCH_CMAKE;$DEPS/usr" -DPKG_CONFIG_EXECUTABLE=$DEPS/usr/bin/pkgconf \
+    -DSPM_PREFIX="$PWD/.gpu/spm" -DTAILOR_WITH_CAIRO=OFF -DTAILOR_BUILD_TESTS=OFF -DTAILOR_BUILD_BENCH=OFF \
+    -DTAILOR_GPU_TOOLS=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DTORCH_CUDA_ARCH_LIST=9.0 2>&1 | tail -5
+fi
+cmake --build $B -j"$(nproc)" --target tailor tailor_gpu_bench 2>&1 | grep -E "error|warning: unused|FAILED|Linking" | head -40
+ls -la $B/tailor $B/tailor_gpu_bench
