@@ -310,6 +310,7 @@ void GradReducer::start_ready_buckets() {
   while (next_bucket_ < static_cast<int64_t>(buckets_.size()) && buckets_[next_bucket_].waiting == 0) {
     buckets_[next_bucket_].pending = dist_.start_all_reduce(buckets_[next_bucket_].flat);
     ++next_bucket_;
+    ++started_;
     ++started_in_backward_;
   }
 }
@@ -328,6 +329,7 @@ void GradReducer::fill_and_start(int64_t bi) {
   }
   b.waiting = 0;
   b.pending = dist_.start_all_reduce(b.flat);
+  ++started_;
 }
 
 double GradReducer::finish(double local_loss) {

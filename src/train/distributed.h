@@ -74,7 +74,8 @@ class GradReducer {
   // `local_loss` over the ranks and returns it.
   double finish(double local_loss);
   int64_t buckets() const { return static_cast<int64_t>(buckets_.size()); }
-  int64_t buckets_started_in_backward() const { return started_in_backward_; }
+  int64_t buckets_started() const { return started_; }                    // over all steps so far
+  int64_t buckets_started_in_backward() const { return started_in_backward_; }  // of those, from a hook
 
  private:
   struct Slot {
@@ -98,6 +99,7 @@ class GradReducer {
   std::vector<unsigned> hook_ids_;
   bool armed_ = false;
   int64_t next_bucket_ = 0;  // buckets before it have started
+  int64_t started_ = 0;
   int64_t started_in_backward_ = 0;
 };
 

@@ -290,6 +290,9 @@ TrainResult train_model(const TrainOptions& o) {
     for (auto& p : params) dist->broadcast_from_rank0(p);
     if (!main_rank) torch::manual_seed(o.seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(o.world.rank) + st.step);
     reducer = std::make_unique<GradReducer>(*dist, params, o.world.bucket_bytes);
+    if (main_rank)
+      std::printf("data-parallel: %d ranks (%s), gradients all-reduced in %lld buckets\n", o.world.world_size,
+                  dist->backend().c_str(), (long long)reducer->buckets());
   }
 
   // Frozen image side: eval mode (no dropout), so its output is a pure function of the photo.
@@ -469,6 +472,9 @@ TrainResult train_model(const TrainOptions& o) {
   }
   if (bar) bar->finish();
   res.steps = st.step;
+  if (reducer && main_rank)
+    std::printf("data-parallel: %lld of %lld bucket all-reduces started during the backward pass\n",
+                (long long)reducer->buckets_started_in_backward(), (long long)reducer->buckets_started());
   if (!main_rank) return res;  // [dist] outputs are rank 0's
   save_checkpoint(o.out_dir, st, o, trainable, *opt);
 

@@ -277,6 +277,19 @@ TEST_F(DistributedTrain, ThreeEnvRanksWithAccumulationAndSmallBucketsEqualOnePro
   for (int r = 0; r < 3; ++r)
     EXPECT_EQ(wait_exit(pids[r]), 0) << read_text(dir_ + "/dist3_rank" + std::to_string(r) + ".log");
   expect_same_curve(losses(dir_ + "/single3"), losses(dir_ + "/dist3"), 1e-5);
+  // Overlap: some buckets' all-reduces started from gradient hooks, before backward returned.
+  std::string out = read_text(dir_ + "/dist3_rank0.log");
+  long long in_backward = -1, all = -1, buckets = -1;
+  size_t at = out.find("all-reduced in ");
+  ASSERT_NE(at, std::string::npos) << out;
+  std::sscanf(out.c_str() + at, "all-reduced in %lld buckets", &buckets);
+  at = out.find("data-parallel: ", at);
+  ASSERT_NE(at, std::string::npos) << out;
+  std::sscanf(out.c_str() + at, "data-parallel: %lld of %lld", &in_backward, &all);
+  EXPECT_GT(buckets, 1);
+  EXPECT_EQ(all, buckets * 30) << "every bucket once per step";
+  EXPECT_GT(in_backward, 0);
+  std::printf("    %lld buckets; %lld of %lld all-reduces started during backward\n", buckets, in_backward, all);
 }
 
 TEST_F(DistributedTrain, ResumesWithAnotherWorldSize) {
