@@ -317,6 +317,20 @@ TEST_F(DistributedTrain, ResumesWithAnotherWorldSize) {
   expect_same_curve(losses(dir_ + "/single_r"), losses(dir_ + "/resume"), 1e-5);
 }
 
+TEST_F(DistributedTrain, RanksWithDifferentOptionsStopWithAnError) {
+  int port = free_local_port();
+  std::vector<pid_t> pids;
+  for (int r = 0; r < 2; ++r)
+    pids.push_back(spawn_rank(train_args("mismatch", {"--batch-size", std::to_string(4 + r)}), r, 2, port,
+                              dir_ + "/mismatch_rank" + std::to_string(r) + ".log"));
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(wait_exit(pids[r]), 1);
+    std::string out = read_text(dir_ + "/mismatch_rank" + std::to_string(r) + ".log");
+    EXPECT_NE(out.find("rank 1's training options differ from rank 0's"), std::string::npos) << out;
+  }
+  EXPECT_FALSE(fs::exists(dir_ + "/mismatch/train_log.jsonl"));
+}
+
 TEST_F(DistributedTrain, KilledRankEndsEveryRankWithinTheTimeout) {
   const int timeout_s = 20;  // train_args' --dist-timeout
   std::vector<std::string> args = train_args("killed", {"--batch-size", "4"}, "500");
