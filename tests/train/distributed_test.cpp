@@ -264,6 +264,18 @@ TEST_F(DistributedTrain, TwoRanksEqualOneProcessAndSeeEveryPairOncePerEpoch) {
   EXPECT_EQ(e1["predictions"], e2["predictions"]);
 }
 
+TEST_F(DistributedTrain, EvalSplitOverRanksGivesTheSameReport) {
+  std::string t = tailor_bin(), model = dir_ + "/model", data = dir_ + "/data";
+  auto one = run_cmd(t + " eval --model " + model + " --data " + data + " --report " + dir_ + "/eval1.json");
+  ASSERT_EQ(one.status, 0) << one.output;
+  auto three = run_cmd("TAILOR_THREADS=1 " + t + " eval --nproc 3 --model " + model + " --data " + data + " --report " +
+                       dir_ + "/eval3.json");
+  ASSERT_EQ(three.status, 0) << three.output;
+  json a = json::parse(read_text(dir_ + "/eval1.json")), b = json::parse(read_text(dir_ + "/eval3.json"));
+  EXPECT_EQ(a["pairs"].get<int64_t>(), static_cast<int64_t>(read_jsonl(data + "/val.jsonl").size()));
+  EXPECT_EQ(a, b);
+}
+
 TEST_F(DistributedTrain, ThreeEnvRanksWithAccumulationAndSmallBucketsEqualOneProcess) {
   // 3 ranks from the torchrun variables; batches of 5 (uneven parts) x 2 accumulated; 4 KiB buckets,
   // so the gradients travel in several all-reduces started during the backward pass.
