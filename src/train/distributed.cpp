@@ -1,12 +1,17 @@
 #include "train/distributed.h"
 
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/version.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 
+// c10d is compiled in when CMake found a backend's headers (see CMakeLists.txt); without it a
+// distributed run is refused with a clear error and one process trains as before.
+#if defined(USE_C10D_GLOO) || defined(USE_C10D_NCCL)
+#define TAILOR_C10D 1
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
 #ifdef USE_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
@@ -22,6 +27,8 @@
 namespace tailor {
 
 using torch::Tensor;
+
+#ifdef TAILOR_C10D
 
 // libtorch 2.x split ProcessGroup into a dispatcher over per-device Backends; ProcessGroupGloo and
 // ProcessGroupNCCL are Backends there and ProcessGroups in 1.13. Only calls that both share are used:
@@ -239,6 +246,31 @@ std::vector<std::string> Distributed::all_gather_bytes(const std::string& local)
   }
   return out;
 }
+
+#else  // no c10d in this build
+
+struct DistGroup {};
+struct Distributed::Pending {};
+
+Distributed::Distributed(const WorldInfo& w, const torch::Device&) : world_(w), dev_(torch::kCPU) {
+  throw Error("WORLD_SIZE=" + std::to_string(w.world_size) +
+              ": this build of tailor has no c10d backend (built without the gloo headers or with "
+              "-DTAILOR_WITH_C10D=OFF), so it trains in one process only");
+}
+Distributed::~Distributed() = default;
+std::string Distributed::backend() const { return "none"; }
+void Distributed::fail(const std::string& what, const std::string& detail) {
+  failed_ = true;
+  throw Error("distributed: " + what + ": " + detail);
+}
+std::shared_ptr<Distributed::Pending> Distributed::start_all_reduce(Tensor&) { fail("all-reduce", "no c10d"); }
+void Distributed::wait(const std::shared_ptr<Pending>&, const std::string& what) { fail(what, "no c10d"); }
+void Distributed::all_reduce_sum(Tensor&) { fail("all-reduce", "no c10d"); }
+void Distributed::broadcast_from_rank0(Tensor&) { fail("broadcast", "no c10d"); }
+Tensor Distributed::all_gather_rows(const Tensor&, int64_t) { fail("all-gather", "no c10d"); }
+std::vector<std::string> Distributed::all_gather_bytes(const std::string&) { fail("all-gather", "no c10d"); }
+
+#endif  // TAILOR_C10D
 
 void Distributed::check_same(const std::string& what, const std::string& text) {
   std::vector<std::string> all = all_gather_bytes(text);
