@@ -12,7 +12,8 @@ PKGS=(build-essential cmake ninja-build pkg-config ccache
       libturbojpeg0-dev libpng-dev libcairo2-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       libcurl4-openssl-dev libssl-dev libcpp-httplib-dev
-      libprotobuf-dev protobuf-compiler dpkg-dev wrk)
+      libprotobuf-dev protobuf-compiler dpkg-dev wrk
+      libgloo-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do

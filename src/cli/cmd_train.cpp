@@ -2,6 +2,8 @@
 
 #include "cli/commands.h"
 #include "train/trainer.h"
+#include "train/world.h"
+#include "util/error.h"
 #include "util/torch_threads.h"
 
 namespace tailor::cli {
@@ -35,9 +37,25 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--resume", o->resume, "Continue from the checkpoint in --out");
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "Frozen weights: auto (bf16 on CUDA), f32, bf16")->capture_default_str();
-  cmd->callback([o] {
+  auto nproc = std::make_shared<int>(0);
+  auto dist_timeout = std::make_shared<double>(0);
+  cmd->add_option("--nproc", *nproc,
+                  "Data-parallel on this host: start N ranks of tailor (else the torchrun variables RANK, "
+                  "WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK say who this process is)");
+  cmd->add_option("--dist-timeout", *dist_timeout,
+                  "Seconds to wait for the other ranks at rendezvous and at each collective (default 300)");
+  cmd->callback([o, nproc, dist_timeout] {
+    o->world = world_from_env();
+    if (*dist_timeout > 0) o->world.timeout_s = *dist_timeout;
+    if (*nproc > 1) {
+      if (o->world.distributed()) throw Error("--nproc: this process is already rank " + std::to_string(o->world.rank) +
+                                              " of a job (WORLD_SIZE is set); drop --nproc");
+      launch_local_workers(*nproc, without_nproc(own_command_line()));
+      return;
+    }
     init_torch_threads();
     TrainResult r = train_model(*o);
+    if (!o->world.is_main()) return;  // rank 0 reports
     std::printf("trained %lld steps (%lld trainable parameters), %.1f samples/s; wrote %s/model%s\n", (long long)r.steps,
                 (long long)r.trainable_parameters, r.samples_per_second, o->out_dir.c_str(),
                 o->full ? "" : " and adapter/");

@@ -41,8 +41,14 @@ EvalReport evaluate(Answerer& model, const std::vector<VqaPair>& pairs, const st
     if (bar) bar->add(static_cast<int64_t>(end - start));
   }
   if (bar) bar->finish();
+  return summarize_predictions(std::move(r.predictions), reference.empty() ? pairs : reference);
+}
+
+EvalReport summarize_predictions(std::vector<Prediction> predictions, const std::vector<VqaPair>& reference) {
+  EvalReport r;
+  r.predictions = std::move(predictions);
   // Majority class per attribute from the reference pairs.
-  const std::vector<VqaPair>& ref = reference.empty() ? pairs : reference;
+  const std::vector<VqaPair>& ref = reference;
   std::map<std::string, std::map<std::string, int64_t>> freq;
   for (const auto& p : ref) freq[p.attribute][p.value]++;
   std::map<std::string, AttributeEval> by_attr;

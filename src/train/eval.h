@@ -36,6 +36,9 @@ struct EvalReport {
 // themselves when empty).
 EvalReport evaluate(Answerer& model, const std::vector<VqaPair>& pairs, const std::vector<VqaPair>& reference,
                     int batch_size = 32, const GenerationOptions& gen = {}, bool progress = true);
+// The report of predictions made elsewhere (e.g. gathered from the ranks of a distributed run), in
+// the order given; `reference` gives the majority class per attribute.
+EvalReport summarize_predictions(std::vector<Prediction> predictions, const std::vector<VqaPair>& reference);
 std::string eval_report_json(const EvalReport& r);  // the JSON report
 std::string eval_table(const EvalReport& r);        // readable text table + confusion tables
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -18,6 +19,7 @@
 #include "model/safetensors.h"
 #include "model/weights.h"
 #include "train/augment.h"
+#include "train/distributed.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/progress.h"
@@ -280,6 +282,14 @@ TrainResult train_model(const TrainOptions& o) {
   torch::Device dev(o.device);
   if (dev.is_cuda() && !torch::cuda::is_available()) throw Error("--device cuda: no CUDA device is available");
   TrainResult res;
+  // [dist] Data-parallel: join the job (train/distributed.h). Each rank trains on its part of every
+  // step's pairs; rank 0 alone writes logs, checkpoints and outputs. One process: dist stays null.
+  std::unique_ptr<Distributed> dist;
+  const bool main_rank = o.world.is_main();
+  if (o.world.distributed()) {
+    if (dev.is_cuda() && !dev.has_index()) dev = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(o.world.local_rank));
+    dist = std::make_unique<Distributed>(o.world, dev);
+  }
 
   // ---- data ---------------------------------------------------------------------------------
   TrainData data = load_train_data(o);
@@ -289,7 +299,8 @@ TrainResult train_model(const TrainOptions& o) {
   torch::ScalarType frozen_dtype = o.full ? torch::kFloat : parse_dtype_name(o.dtype, dev);
   Blip2Bundle b = load_model_dir(o.model_dir, dev, frozen_dtype);
   auto& m = b.model;
-  // Seeded here, before the adapters draw their A matrices, so --seed alone fixes the whole run.
+  // Seeded here, before the adapters draw their A matrices, so --seed alone fixes the whole run (and
+  // every rank of a distributed run starts with the same adapters).
   torch::manual_seed(o.seed);
   for (auto& p : m->parameters()) p.set_requires_grad(o.full);
   if (o.full) {
@@ -307,10 +318,11 @@ TrainResult train_model(const TrainOptions& o) {
     // From the Blip2 root, as PEFT on Blip2ForConditionalGeneration: the same suffix match over the
     // same module names, and adapter keys with the full path ("language_model.encoder...").
     LoraSummary ls = attach_lora(*m, o.lora);
-    std::printf("LoRA r=%lld alpha=%g dropout=%g on %zu modules (%s): %lld trainable parameters\n",
-                (long long)o.lora.r, o.lora.alpha, o.lora.dropout, ls.modules.size(),
-                [&] { std::string t; for (auto& x : o.lora.targets) t += (t.empty() ? "" : ",") + x; return t; }().c_str(),
-                (long long)ls.trainable_parameters);
+    if (main_rank)  // [dist]
+      std::printf("LoRA r=%lld alpha=%g dropout=%g on %zu modules (%s): %lld trainable parameters\n",
+                  (long long)o.lora.r, o.lora.alpha, o.lora.dropout, ls.modules.size(),
+                  [&] { std::string t; for (auto& x : o.lora.targets) t += (t.empty() ? "" : ",") + x; return t; }().c_str(),
+                  (long long)ls.trainable_parameters);
   }
   std::vector<std::pair<std::string, Tensor>> trainable;
   std::vector<Tensor> params;
@@ -331,9 +343,10 @@ TrainResult train_model(const TrainOptions& o) {
     throw Error("--cache on needs a frozen vision tower and Q-Former and no --augment");
   bool use_cache = o.cache == "on" || (o.cache == "auto" && image_side_frozen && !o.augment);
   res.cache_used = use_cache;
-  std::printf("training %lld of %lld parameters (%s) on %zu pairs of %zu photos; feature cache %s\n",
-              (long long)res.trainable_parameters, (long long)all_parameters, o.full ? "full" : "LoRA", pairs.size(),
-              data.images.size(), use_cache ? "on" : "off");
+  if (main_rank)  // [dist]
+    std::printf("training %lld of %lld parameters (%s) on %zu pairs of %zu photos; feature cache %s\n",
+                (long long)res.trainable_parameters, (long long)all_parameters, o.full ? "full" : "LoRA", pairs.size(),
+                data.images.size(), use_cache ? "on" : "off");
   std::fflush(stdout);
 
   std::unique_ptr<torch::optim::Optimizer> opt;
@@ -348,39 +361,71 @@ TrainResult train_model(const TrainOptions& o) {
   if (o.max_steps > 0) total_steps = std::min(total_steps, o.max_steps);
   make_dirs(o.out_dir);
   const json fp = fingerprint(o, data.text);
+  // [dist] Same options and pairs on every rank, checked before anything is read or written.
+  if (dist) dist->check_same("training options", fp.dump() + " pairs=" + std::to_string(pairs.size()));
   std::string log_path = join_path(o.out_dir, "train_log.jsonl");
   RunState st;
   if (o.resume) {
+    // Every rank loads the checkpoint (weights, optimizer state, position); rank 0 alone fixes the log.
     if (!load_checkpoint(o.out_dir, st, fp, trainable, *opt, dev))
       throw Error("--resume: no checkpoint in " + join_path(o.out_dir, "checkpoint"));
-    trim_log(log_path, st.step);
-    std::printf("resumed at step %lld (epoch %lld, pair %lld)\n", (long long)st.step, (long long)st.epoch + 1, (long long)st.pos);
-  } else {
+    if (main_rank) {  // [dist]
+      trim_log(log_path, st.step);
+      std::printf("resumed at step %lld (epoch %lld, pair %lld)\n", (long long)st.step, (long long)st.epoch + 1, (long long)st.pos);
+    }
+  } else if (main_rank) {  // [dist]
     if (file_exists(log_path)) fs::remove(log_path);
     for (const char* d : {"checkpoint", "checkpoint.old", "checkpoint.tmp"}) fs::remove_all(join_path(o.out_dir, d));
+  }
+  // [dist] The same starting weights on every rank (as DDP), and each rank its own dropout stream; the
+  // gradient reducer hooks the trainable parameters.
+  std::unique_ptr<GradReducer> reducer;
+  if (dist) {
+    for (auto& p : params) dist->broadcast_from_rank0(p);
+    if (!main_rank) torch::manual_seed(o.seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(o.world.rank) + st.step);
+    reducer = std::make_unique<GradReducer>(*dist, params, o.world.bucket_bytes);
+    if (main_rank)
+      std::printf("data-parallel: %d ranks (%s), gradients all-reduced in %lld buckets\n", o.world.world_size,
+                  dist->backend().c_str(), (long long)reducer->buckets());
   }
   set_modes(m, image_side_frozen);
 
   // ---- the image side and the loss of one batch ----------------------------------------------
   // Frozen-feature cache: every photo's Q-Former output, computed once before the first step, in a
   // fixed order (by path) and fixed chunks, so a resumed run gets bit-identical features (a photo's
-  // features can differ in the last bits with the batch it is computed in).
+  // features can differ in the last bits with the batch it is computed in). [dist] The chunks are
+  // split across the ranks, each computes its part and all of them are gathered: the same chunks
+  // whatever the world size.
   std::map<std::string, Tensor> cache;  // photo path -> Q-Former output [Q, H]
   if (use_cache) {
-    const size_t chunk = 16;
+    const int64_t chunk = 16;
     std::vector<std::string> paths;
     for (const auto& kv : data.images) paths.push_back(kv.first);
+    const int64_t photos = static_cast<int64_t>(paths.size());
+    Span all_chunks{0, (photos + chunk - 1) / chunk};
+    Span my_chunks = dist ? rank_part(all_chunks, o.world.rank, o.world.world_size) : all_chunks;
+    Span mine{my_chunks.begin * chunk, std::min(photos, my_chunks.end * chunk)};
     std::unique_ptr<Progress> cbar;
-    if (o.progress) cbar = std::make_unique<Progress>("features", static_cast<int64_t>(paths.size()), "photos");
+    if (o.progress && main_rank) cbar = std::make_unique<Progress>("features", mine.size(), "photos");
     torch::NoGradGuard ng;
-    for (size_t start = 0; start < paths.size(); start += chunk) {
+    std::vector<Tensor> parts;
+    for (int64_t start = mine.begin; start < mine.end; start += chunk) {
       std::vector<const ImageRGB*> inputs;
-      for (size_t i = start; i < std::min(paths.size(), start + chunk); ++i) inputs.push_back(data.images.at(paths[i]).get());
-      Tensor q = m->qformer_features(m->vision_model->forward(pixel_batch(inputs, b.image_cfg).to(dev)));
-      for (size_t i = 0; i < inputs.size(); ++i) cache[paths[start + i]] = q[static_cast<int64_t>(i)];
+      for (int64_t i = start; i < std::min(mine.end, start + chunk); ++i) inputs.push_back(data.images.at(paths[i]).get());
+      parts.push_back(m->qformer_features(m->vision_model->forward(pixel_batch(inputs, b.image_cfg).to(dev))));
       if (cbar) cbar->add(static_cast<int64_t>(inputs.size()));
     }
     if (cbar) cbar->finish();
+    Tensor features;
+    if (dist) {  // [dist] every rank's part, in rank order = path order
+      Tensor local = parts.empty() ? torch::empty({0, m->query_tokens.size(1), m->query_tokens.size(2)},
+                                                  m->query_tokens.options().requires_grad(false))
+                                   : torch::cat(parts);
+      features = dist->all_gather_rows(local, rank_part(all_chunks, 0, o.world.world_size).size() * chunk);
+    } else {
+      features = torch::cat(parts);
+    }
+    for (int64_t i = 0; i < photos; ++i) cache[paths[i]] = features[i];
   }
   // Q-Former output per row of the batch: from the cache, or each distinct photo of the batch through
   // the image side once (augmented for this epoch with --augment).
@@ -428,14 +473,18 @@ TrainResult train_model(const TrainOptions& o) {
     auto enc = m->encode(feats, tb.ids.to(dev), tb.mask.to(dev));
     return lm_loss(m->language_model->forward_labels(enc.first, enc.second, labels), labels);
   };
+  // Validation at an epoch's end. [dist] A collective: every rank answers its part of the pairs and
+  // gets the whole report; rank 0 logs it.
   auto evaluate_now = [&](int64_t epoch) {
     if (data.val.empty() || !o.eval_each_epoch) return;
     auto answerer = make_blip2_answerer(b, dev);
     GenerationOptions g;
     g.max_new_tokens = 16;
-    res.final_eval = evaluate(*answerer, data.val, pairs, 64, g, false);
+    res.final_eval = dist ? evaluate_distributed(*dist, *answerer, data.val, pairs, 64, g)
+                          : evaluate(*answerer, data.val, pairs, 64, g, false);
     res.evaluated = true;
     set_modes(m, image_side_frozen);  // the answerer put the whole model back in training mode
+    if (!main_rank) return;  // [dist]
     json line = {{"step", st.step}, {"epoch", epoch + 1}, {"eval_accuracy", res.final_eval.accuracy}};
     for (const auto& a : res.final_eval.attributes) line["accuracy"][a.attribute] = a.accuracy;
     append_line_durable(log_path, line.dump());
@@ -445,25 +494,57 @@ TrainResult train_model(const TrainOptions& o) {
   // ---- the loop -----------------------------------------------------------------------------
   // One optimizer step = grad_accum batches of the epoch's order (fewer at the epoch's end).
   // Checkpoint after every checkpoint_every steps (or at each epoch's end) and at the end.
+  // [dist] Every rank goes through the same steps and batches; it trains on its part of each batch.
   std::unique_ptr<Progress> bar;
-  if (o.progress) bar = std::make_unique<Progress>("train", total_steps, "steps");
+  if (o.progress && main_rank) bar = std::make_unique<Progress>("train", total_steps, "steps");  // [dist]
   if (bar) bar->add(st.step);
   auto t0 = std::chrono::steady_clock::now();
   int64_t samples = 0;
+  const char* trace_dir = std::getenv("TAILOR_SAMPLE_TRACE");  // [dist] see below
   while (st.step < total_steps && st.epoch < o.epochs) {
     std::vector<int64_t> order = epoch_order(pairs, o.seed, st.epoch);
     while (st.pos < n && st.step < total_steps) {
       opt->zero_grad();
-      const int64_t batches = std::min<int64_t>(o.grad_accum, (n - st.pos + o.batch_size - 1) / o.batch_size);
+      // The step's global batches (what one process trains on). Each batch's loss is divided by the
+      // number of batches actually used, so a short step at the epoch's end is a mean too. [dist] This
+      // rank takes its part of each batch; its loss (a mean over its label tokens) is weighted by its
+      // share of the batch's label tokens, so the ranks' gradients sum to the gradient of the whole
+      // batch's mean (share = 1 alone).
+      const std::vector<Span> global = step_batches(st.pos, n, o.batch_size, o.grad_accum);
+      const double batches = static_cast<double>(global.size());
       double step_loss = 0;
-      for (int64_t a = 0; a < batches; ++a) {
+      std::vector<int64_t> trace;
+      for (size_t a = 0; a < global.size(); ++a) {
+        Span part = dist ? rank_part(global[a], o.world.rank, o.world.world_size) : global[a];
         std::vector<const VqaPair*> batch;
-        for (int64_t i = st.pos; i < std::min(n, st.pos + o.batch_size); ++i) batch.push_back(&pairs[order[i]]);
-        st.pos += static_cast<int64_t>(batch.size());
-        samples += static_cast<int64_t>(batch.size());
+        for (int64_t i = part.begin; i < part.end; ++i) {
+          batch.push_back(&pairs[order[i]]);
+          trace.push_back(order[i]);
+        }
+        samples += global[a].size();
+        if (batch.empty()) continue;  // [dist] more ranks than pairs in this batch
+        double share = 1.0;
+        if (dist) {
+          int64_t mine = 0, all = 0;
+          for (int64_t i = global[a].begin; i < global[a].end; ++i) {
+            int64_t t = static_cast<int64_t>(b.tokenizer->encode(pairs[order[i]].answer, true).size());
+            all += t;
+            if (i >= part.begin && i < part.end) mine += t;
+          }
+          share = static_cast<double>(mine) / static_cast<double>(all);
+          if (a + 1 == global.size()) reducer->arm();  // this backward starts the all-reduces
+        }
         Tensor loss = batch_loss(batch, st.epoch);
-        (loss / static_cast<double>(batches)).backward();
-        step_loss += loss.item<double>() / static_cast<double>(batches);
+        (loss * share / batches).backward();
+        step_loss += loss.item<double>() * share / batches;
+      }
+      st.pos = global.back().end;
+      if (reducer) step_loss = reducer->finish(step_loss);  // [dist] summed gradients and loss
+      if (trace_dir) {  // [dist] TAILOR_SAMPLE_TRACE=dir: which pairs this rank trained on, per step
+        json ids = json::array();
+        for (int64_t i : trace) ids.push_back(pairs[i].id + "/" + pairs[i].attribute);
+        append_line_durable(join_path(trace_dir, "rank" + std::to_string(o.world.rank) + ".jsonl"),
+                            json({{"epoch", st.epoch}, {"step", st.step + 1}, {"pairs", ids}}).dump());
       }
       if (o.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(params, o.max_grad_norm);
       double lr = lr_at(o, st.step, total_steps);
@@ -473,9 +554,10 @@ TrainResult train_model(const TrainOptions& o) {
       res.step_losses.push_back(step_loss);
       double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       res.samples_per_second = elapsed > 0 ? samples / elapsed : 0;
-      append_line_durable(log_path, json({{"step", st.step}, {"epoch", st.epoch + 1}, {"loss", step_loss}, {"lr", lr},
-                                          {"samples_per_second", res.samples_per_second}})
-                                        .dump());
+      if (main_rank)  // [dist]
+        append_line_durable(log_path, json({{"step", st.step}, {"epoch", st.epoch + 1}, {"loss", step_loss}, {"lr", lr},
+                                            {"samples_per_second", res.samples_per_second}})
+                                          .dump());
       if (bar) {
         char extra[96];
         std::snprintf(extra, sizeof extra, "loss %.4f  %.1f samples/s", step_loss, res.samples_per_second);
@@ -487,13 +569,18 @@ TrainResult train_model(const TrainOptions& o) {
         st.epoch++;
         st.pos = 0;
       }
-      if ((o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0) || (o.checkpoint_every == 0 && epoch_end))
+      if (main_rank && ((o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0) ||
+                        (o.checkpoint_every == 0 && epoch_end)))  // [dist] rank 0 writes
         save_checkpoint(o.out_dir, st, fp, trainable, *opt, dev);
       if (epoch_end) break;  // the next epoch has its own order
     }
   }
   if (bar) bar->finish();
   res.steps = st.step;
+  if (reducer && main_rank)
+    std::printf("data-parallel: %lld of %lld bucket all-reduces started during the backward pass\n",
+                (long long)reducer->buckets_started_in_backward(), (long long)reducer->buckets_started());
+  if (!main_rank) return res;  // [dist] checkpoint and outputs are rank 0's
   save_checkpoint(o.out_dir, st, fp, trainable, *opt, dev);
 
   // ---- outputs ------------------------------------------------------------------------------

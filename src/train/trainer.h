@@ -7,6 +7,7 @@
 
 #include "train/eval.h"
 #include "train/lora.h"
+#include "train/world.h"
 
 namespace tailor {
 
@@ -34,6 +35,7 @@ struct TrainOptions {
   std::string device = "cpu";
   std::string dtype = "auto";         // frozen weights' dtype; trained weights stay float32
   bool progress = true;
+  WorldInfo world;                    // [dist] data-parallel rank and job (train/world.h); default: one process
 };
 
 struct TrainResult {
