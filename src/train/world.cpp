@@ -104,18 +104,6 @@ int free_local_port() {
   return ntohs(a.sin_port);
 }
 
-std::vector<std::string> own_command_line() {
-  std::string raw = read_file("/proc/self/cmdline");
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start < raw.size()) {
-    size_t end = raw.find('\0', start);
-    if (end == std::string::npos) end = raw.size();
-    out.push_back(raw.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
 
 std::vector<std::string> without_nproc(const std::vector<std::string>& args) {
   std::vector<std::string> out;

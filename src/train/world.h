@@ -2,6 +2,7 @@
 // torchrun environment: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), how each optimizer
 // step's pairs are split across ranks, and `--nproc N`, which starts N local ranks of this program.
 #pragma once
+#include "util/fs.h"  // own_command_line
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -45,8 +46,6 @@ std::vector<Span> step_batches(int64_t pos, int64_t n, int64_t batch_size, int64
 // A free TCP port on 127.0.0.1 (bound once with port 0, then released).
 int free_local_port();
 
-// This process's command line (from /proc/self/cmdline).
-std::vector<std::string> own_command_line();
 // `args` without `--nproc N` / `--nproc=N`.
 std::vector<std::string> without_nproc(const std::vector<std::string>& args);
 

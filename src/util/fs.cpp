@@ -102,6 +102,19 @@ void append_line_durable(const std::string& path, const std::string& line) {
   ::close(fd);
 }
 
+std::vector<std::string> own_command_line() {
+  std::string raw = read_file("/proc/self/cmdline");
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < raw.size()) {
+    size_t end = raw.find('\0', start);
+    if (end == std::string::npos) end = raw.size();
+    out.push_back(raw.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
 std::string join_path(const std::string& a, const std::string& b) {
   return (std::filesystem::path(a) / b).string();
 }

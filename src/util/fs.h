@@ -20,5 +20,7 @@ void write_file_atomic_parts(const std::string& path, const std::vector<ByteSpan
 // Appends one whole line (adds '\n') with a single write(2) and fsyncs; used for resumable JSONL.
 void append_line_durable(const std::string& path, const std::string& line);
 std::string join_path(const std::string& a, const std::string& b);
+// This process's argv, read from /proc/self/cmdline (for re-executing or spawning itself).
+std::vector<std::string> own_command_line();
 
 }  // namespace tailor

@@ -1,10 +1,10 @@
 #include "util/runtime_env.h"
 
+#include "util/fs.h"
+
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -32,15 +32,11 @@ void ensure_runtime_env() {
     }
   }
   if (!changed) return;
-  std::ifstream in("/proc/self/cmdline", std::ios::binary);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   std::vector<std::string> args;
-  size_t start = 0;
-  while (start < all.size()) {
-    size_t end = all.find('\0', start);
-    if (end == std::string::npos) end = all.size();
-    args.push_back(all.substr(start, end - start));
-    start = end + 1;
+  try {
+    args = own_command_line();
+  } catch (...) {
+    return;
   }
   if (args.empty()) return;
   std::vector<char*> argv;
