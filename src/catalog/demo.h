@@ -29,6 +29,12 @@ struct DemoOptions {
   int epochs = 3;
   double lr = 3e-4;
   int batch_size = 32;
+  double weight_decay = 0.01;
+  double warmup = 0.05;          // fraction of the steps
+  double max_grad_norm = 1.0;    // 0 = no clipping
+  double image_lr_scale = 1.0;   // image side (vision, Q-Former, queries, projection) at lr times this
+  double adam_beta2 = 0.999;
+  std::string init = "auto";     // tailor init --init: auto (= hf), hf, fan-in
   // Optional second stage: the language model frozen, the image side (vision, Q-Former,
   // projection) trained alone at image_lr, so that it must carry what the answers need.
   int image_epochs = 0;

@@ -25,6 +25,12 @@ void add_demo(CLI::App& app) {
   cmd->add_option("--epochs", o.epochs)->capture_default_str();
   cmd->add_option("--lr", o.lr, "Peak learning rate (warm-up + cosine)")->capture_default_str();
   cmd->add_option("--batch-size", o.batch_size)->capture_default_str();
+  cmd->add_option("--weight-decay", o.weight_decay)->capture_default_str();
+  cmd->add_option("--warmup", o.warmup, "Warm-up, as a fraction of all steps")->capture_default_str();
+  cmd->add_option("--max-grad-norm", o.max_grad_norm, "Gradient clipping (0 = none)")->capture_default_str();
+  cmd->add_option("--image-lr-scale", o.image_lr_scale, "Vision tower, Q-Former, queries, projection at lr times this")->capture_default_str();
+  cmd->add_option("--adam-beta2", o.adam_beta2)->capture_default_str();
+  cmd->add_option("--init", o.init, "Model weight init (tailor init --init): auto, hf, fan-in")->capture_default_str();
   cmd->add_option("--image-epochs", o.image_epochs, "Second stage: epochs with the language model frozen (0 = none)")->capture_default_str();
   cmd->add_option("--image-lr", o.image_lr, "Second stage's peak learning rate")->capture_default_str();
   cmd->add_option("--examples", o.examples, "Validation products shown in the report and described")->capture_default_str();

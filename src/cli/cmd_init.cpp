@@ -13,6 +13,7 @@ void add_init(CLI::App& app) {
   cmd->add_option("--out", o->out_dir, "Output directory")->required();
   cmd->add_option("--seed", o->seed, "Random seed")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "Weights as written: f32 or bf16")->capture_default_str();
+  cmd->add_option("--init", o->init, "Weight init: auto (= hf), hf, fan-in")->capture_default_str();
   cmd->callback([o] {
     init_torch_threads();
     int64_t n = init_model_dir(*o);

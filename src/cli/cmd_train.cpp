@@ -26,6 +26,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--weight-decay", o->weight_decay)->capture_default_str();
   cmd->add_option("--warmup", o->warmup_ratio, "Warm-up, as a fraction of all steps")->capture_default_str();
   cmd->add_option("--max-grad-norm", o->max_grad_norm)->capture_default_str();
+  cmd->add_option("--image-lr-scale", o->image_lr_scale, "Image side (vision, Q-Former, queries, projection) at lr times this")->capture_default_str();
+  cmd->add_option("--adam-beta2", o->adam_beta2)->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size)->capture_default_str();
   cmd->add_option("--grad-accum", o->grad_accum)->capture_default_str();
   cmd->add_option("--epochs", o->epochs)->capture_default_str();

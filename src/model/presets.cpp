@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "catalog/attributes.h"
@@ -123,6 +125,57 @@ static void init_weights(torch::nn::Module& m) {
   }
 }
 
+static bool ends_with(const std::string& s, const char* tail) {
+  size_t n = std::strlen(tail);
+  return s.size() >= n && s.compare(s.size() - n, n, tail) == 0;
+}
+
+// Fan-in initialisation for training from scratch. With normal(0.02) everywhere every attention
+// starts nearly uniform (logits ~1e-3): the Q-Former's queries average all patches, so colour
+// survives and layout does not, and q/k gradients (a product of two tiny matrices) stay tiny.
+// Here Linear/Conv weights get std 1/sqrt(fan_in) (activations keep unit scale, attention
+// logits start of order 1); T5 keeps its own init (no 1/sqrt(d) in its attention):
+// q (d_model*d_kv)^-0.5, k/v/wi d_model^-0.5, o (heads*d_kv)^-0.5, wo d_ff^-0.5, embeddings 1.
+// The untied lm_head gets d_model^-0.5 so the first logits are of unit order. Learned query
+// tokens and the vision position/class embeddings get std 1, the patch embedding's output scale.
+static void init_fan_in(torch::nn::Module& m, const Blip2Config& c) {
+  torch::NoGradGuard ng;
+  const double dm = static_cast<double>(c.text.d_model), dkv = static_cast<double>(c.text.d_kv);
+  const double heads = static_cast<double>(c.text.num_heads), dff = static_cast<double>(c.text.d_ff);
+  for (auto& p : m.named_parameters(true)) {
+    const std::string& n = p.key();
+    torch::Tensor& t = p.value();
+    bool is_norm = n.find("layer_norm") != std::string::npos || n.find("layernorm") != std::string::npos ||
+                   n.find("LayerNorm") != std::string::npos;
+    bool is_bias = ends_with(n, ".bias");
+    bool is_t5 = n.rfind("language_model.", 0) == 0;
+    if (is_norm) {
+      if (is_bias) t.zero_();
+      else t.fill_(1.0);
+    } else if (is_bias) {
+      t.zero_();
+    } else if (n == "query_tokens" || n.find("position_embedding") != std::string::npos ||
+               n.find("class_embedding") != std::string::npos) {
+      t.normal_(0.0, 1.0);
+    } else if (is_t5) {
+      double std = 1.0;  // shared / embed_tokens
+      if (ends_with(n, ".q.weight")) std = 1.0 / std::sqrt(dm * dkv);
+      else if (ends_with(n, ".k.weight") || ends_with(n, ".v.weight")) std = 1.0 / std::sqrt(dm);
+      else if (ends_with(n, ".o.weight")) std = 1.0 / std::sqrt(heads * dkv);
+      else if (n.find(".wi") != std::string::npos) std = 1.0 / std::sqrt(dm);
+      else if (ends_with(n, ".wo.weight")) std = 1.0 / std::sqrt(dff);
+      else if (n.find("relative_attention_bias") != std::string::npos) std = 1.0 / std::sqrt(dm);
+      else if (n.find("lm_head") != std::string::npos) std = 1.0 / std::sqrt(dm);
+      t.normal_(0.0, std);
+    } else if (t.dim() >= 2) {
+      int64_t fan_in = t.numel() / t.size(0);  // Linear [out, in], Conv [out, in, kh, kw]
+      t.normal_(0.0, 1.0 / std::sqrt(static_cast<double>(fan_in)));
+    } else {
+      t.normal_(0.0, 0.02);
+    }
+  }
+}
+
 int64_t init_model_dir(const InitOptions& o) {
   if (o.out_dir.empty()) throw Error("init needs --out DIR");
   Blip2Config probe = preset_config(o.preset, 1);  // validates the name first
@@ -137,8 +190,11 @@ int64_t init_model_dir(const InitOptions& o) {
   b.cfg = preset_config(o.preset, tok.vocab_size());
   torch::manual_seed(o.seed);
   b.model = Blip2ForConditionalGeneration(b.cfg, /*separate_lm_head=*/!b.cfg.text.tie_word_embeddings);
-  init_weights(*b.model);
-  if (o.preset == "tiny") {
+  std::string scheme = o.init == "auto" ? "hf" : o.init;
+  if (scheme != "hf" && scheme != "fan-in") throw Error("--init must be auto, hf or fan-in (got \"" + o.init + "\")");
+  if (scheme == "fan-in") init_fan_in(*b.model, b.cfg);
+  else init_weights(*b.model);
+  if (scheme == "hf" && o.preset == "tiny") {
     // Trained from scratch in minutes (tailor demo): position embeddings of std 0.02 are ~14x smaller
     // than the patch embeddings, and Adam moves them ~lr per step, so where a patch sits barely
     // reaches the model within the demo's budget. Std 0.3 helped in the sweep (tools/demo_sweep).

@@ -26,6 +26,10 @@ struct InitOptions {
   std::string out_dir;
   uint64_t seed = 0;
   std::string dtype = "f32";  // weights as written: f32 or bf16
+  // Weight initialisation: "hf" = HF BLIP-2's normal(0.02) everywhere; "fan-in" = scales that keep
+  // activations and attention logits of unit order (for training from scratch; see init_fan_in);
+  // "auto" = hf (fan-in did not change the demo's outcome: tools/demo_sweep/README.md, CPU section).
+  std::string init = "auto";
 };
 // Writes the directory; returns the parameter count.
 int64_t init_model_dir(const InitOptions& opts);

@@ -154,6 +154,7 @@ std::vector<DemoStep> demo_model_steps(const DemoOptions& opt) {
                      io.preset = c.opt.preset;
                      io.out_dir = st->init_dir;
                      io.seed = c.opt.seed;
+                     io.init = c.opt.init;
                      st->parameters = init_model_dir(io);
                      c.outputs["init model"] = "preset " + c.opt.preset + ", " + std::to_string(st->parameters) +
                                                " parameters in " + st->init_dir;
@@ -170,6 +171,11 @@ std::vector<DemoStep> demo_model_steps(const DemoOptions& opt) {
                      to.lr = c.opt.lr;
                      to.batch_size = c.opt.batch_size;
                      to.epochs = c.opt.epochs;
+                     to.weight_decay = c.opt.weight_decay;
+                     to.warmup_ratio = c.opt.warmup;
+                     to.max_grad_norm = c.opt.max_grad_norm;
+                     to.image_lr_scale = c.opt.image_lr_scale;
+                     to.adam_beta2 = c.opt.adam_beta2;
                      to.seed = c.opt.seed;
                      to.eval_each_epoch = false;  // the evaluate step does it once, at the end
                      to.progress = c.opt.progress;

@@ -83,10 +83,13 @@ double lr_at(const TrainOptions& o, int64_t step, int64_t total) {
   return o.lr * 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
 }
 
-void set_lr(torch::optim::Optimizer& opt, const std::string& kind, double lr) {
-  for (auto& g : opt.param_groups()) {
-    if (kind == "adam") static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
-    else static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+// Group 0 gets lr; a second group (the image side, see image_lr_scale) gets lr * image_scale.
+void set_lr(torch::optim::Optimizer& opt, const std::string& kind, double lr, double image_scale) {
+  for (size_t i = 0; i < opt.param_groups().size(); ++i) {
+    auto& g = opt.param_groups()[i];
+    double v = i == 0 ? lr : lr * image_scale;
+    if (kind == "adam") static_cast<torch::optim::AdamOptions&>(g.options()).lr(v);
+    else static_cast<torch::optim::AdamWOptions&>(g.options()).lr(v);
   }
 }
 
@@ -350,8 +353,20 @@ TrainResult train_model(const TrainOptions& o) {
   std::fflush(stdout);
 
   std::unique_ptr<torch::optim::Optimizer> opt;
-  if (o.optimizer == "adam") opt = std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(o.lr));
-  else opt = std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  // One group, or (image_lr_scale != 1) the language model's parameters and the image side's apart.
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  if (o.image_lr_scale == 1.0) {
+    groups.emplace_back(params);
+  } else {
+    std::vector<Tensor> lang, image;
+    for (const auto& [name, p] : trainable) (name.rfind("language_model.", 0) == 0 ? lang : image).push_back(p);
+    if (lang.empty() || image.empty()) throw Error("--image-lr-scale needs both the language model and the image side trained");
+    groups.emplace_back(lang);
+    groups.emplace_back(image);
+  }
+  std::tuple<double, double> betas{0.9, o.adam_beta2};
+  if (o.optimizer == "adam") opt = std::make_unique<torch::optim::Adam>(groups, torch::optim::AdamOptions(o.lr).betas(betas));
+  else opt = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(o.lr).betas(betas).weight_decay(o.weight_decay));
 
   // ---- schedule and state -------------------------------------------------------------------
   const int64_t n = static_cast<int64_t>(pairs.size());
@@ -548,7 +563,7 @@ TrainResult train_model(const TrainOptions& o) {
       }
       if (o.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(params, o.max_grad_norm);
       double lr = lr_at(o, st.step, total_steps);
-      set_lr(*opt, o.optimizer, lr);
+      set_lr(*opt, o.optimizer, lr, o.image_lr_scale);
       opt->step();
       st.step++;
       res.step_losses.push_back(step_loss);

@@ -22,6 +22,10 @@ struct TrainOptions {
   double weight_decay = 0.01;
   double warmup_ratio = 0.05;         // of all optimizer steps
   double max_grad_norm = 1.0;
+  // From-scratch training: the image side (vision tower, Q-Former, query tokens, projection) as a
+  // second optimizer group at lr * image_lr_scale (1 = one group, as before).
+  double image_lr_scale = 1.0;
+  double adam_beta2 = 0.999;
   int batch_size = 16;
   int grad_accum = 1;
   int epochs = 10;
