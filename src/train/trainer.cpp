@@ -47,6 +47,7 @@ json fingerprint(const TrainOptions& o, const std::string& train_jsonl_text) {
           {"grad_accum", o.grad_accum}, {"epochs", o.epochs}, {"max_steps", o.max_steps}, {"seed", o.seed},
           {"augment", o.augment}, {"attributes", o.attributes}, {"freeze", o.freeze},
           {"weight_decay", o.weight_decay}, {"warmup_ratio", o.warmup_ratio}, {"max_grad_norm", o.max_grad_norm},
+          {"image_lr_scale", o.image_lr_scale}, {"adam_beta2", o.adam_beta2},
           {"train_jsonl_fnv1a64", std::to_string(fnv1a64(train_jsonl_text))}};
 }
 
