@@ -5,6 +5,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
-bash scripts/build.sh tailor
+bash scripts/build.sh --target tailor
 B="${TAILOR_BUILD_DIR:-$ROOT/build}"
 "$B/tailor" demo "$@"
