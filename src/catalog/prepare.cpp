@@ -16,6 +16,7 @@
 #include "catalog/rng.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/parallel.h"
 #include "util/progress.h"
 
 namespace tailor {
@@ -380,8 +381,7 @@ PrepareSummary prepare_catalog(const PrepareOptions& opt) {
   // them from a shared counter; results land in their catalog slot (output order = catalog order).
   std::set<std::string> types(opt.article_types.begin(), opt.article_types.end());
   std::vector<ProductResult> results(products.size());
-  int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::thread::hardware_concurrency());
-  threads = std::max(1, std::min(threads, 64));
+  int threads = worker_count(opt.threads);
   {
     bool quiet = Progress::quiet;
     if (!opt.progress) Progress::quiet = true;
@@ -402,10 +402,7 @@ PrepareSummary prepare_catalog(const PrepareOptions& opt) {
         progress.add(1);
       }
     };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-    work();
-    for (auto& th : pool) th.join();
+    run_on_threads(threads, work);
     progress.finish();
     Progress::quiet = quiet;
   }

@@ -13,6 +13,7 @@
 #include "catalog/synth.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/parallel.h"
 #include "util/progress.h"
 
 namespace tailor {
@@ -135,8 +136,7 @@ SynthSummary synth_catalog(const SynthOptions& opt) {
   sum.out_dir = opt.out_dir;
   for (int i = 0; i < opt.products; ++i) sum.products.push_back(synth_product(opt.seed, i));
 
-  int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::thread::hardware_concurrency());
-  threads = std::max(1, std::min(threads, 64));
+  int threads = worker_count(opt.threads);
   bool quiet = Progress::quiet;
   if (!opt.progress) Progress::quiet = true;
   {
@@ -162,10 +162,7 @@ SynthSummary synth_catalog(const SynthOptions& opt) {
         progress.add(1);
       }
     };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-    work();
-    for (auto& th : pool) th.join();
+    run_on_threads(threads, work);
     progress.finish();
     Progress::quiet = quiet;
     if (failed) throw Error("synth: " + first_error);

@@ -466,13 +466,10 @@ TrainResult train_model(const TrainOptions& o) {
       inputs.push_back(img);
     }
     Tensor px = pixel_batch(inputs, b.image_cfg).to(dev);
-    Tensor q;
-    if (image_side_frozen) {
-      torch::NoGradGuard ng;
-      q = m->qformer_features(m->vision_model->forward(px));
-    } else {
-      q = m->qformer_features(m->vision_model->forward(px));
-    }
+    c10::optional<torch::NoGradGuard> no_grad;  // a frozen image side keeps no graph
+    if (image_side_frozen) no_grad.emplace();
+    Tensor q = m->qformer_features(m->vision_model->forward(px));
+    no_grad.reset();
     for (const VqaPair* p : batch) rows.push_back(q[std::find(photos.begin(), photos.end(), p->image) - photos.begin()]);
     return torch::stack(rows);
   };
