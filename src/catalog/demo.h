@@ -24,21 +24,16 @@ struct DemoOptions {
   // The attributes the synthetic photos show (Fabric and Fit are catalog metadata, not drawn).
   std::vector<std::string> attributes = {"Sleeve Length", "Neck", "Collar", "Pattern", "baseColour"};
   double val_fraction = 0.1;
-  // Model half (train/demo.h). Tuned for about 3 minutes on 2 CPU cores: see docs/benchmarks.md.
+  // Model half (train/demo.h). Tuned for about 3 minutes on 2 CPU cores: see docs/demo.md.
+  // Two stages, as BLIP-2: the image side pre-trained on the attributes (pretrain_epochs, attribute
+  // heads, train/pretrain.h), then frozen while the language model learns to answer (epochs).
   std::string preset = "tiny";
-  int epochs = 3;
-  double lr = 3e-4;
-  int batch_size = 32;
-  double weight_decay = 0.01;
-  double warmup = 0.05;          // fraction of the steps
-  double max_grad_norm = 1.0;    // 0 = no clipping
-  double image_lr_scale = 1.0;   // image side (vision, Q-Former, queries, projection) at lr times this
-  double adam_beta2 = 0.999;
-  std::string init = "auto";     // tailor init --init: auto (= hf), hf, fan-in
-  // Optional second stage: the language model frozen, the image side (vision, Q-Former,
-  // projection) trained alone at image_lr, so that it must carry what the answers need.
-  int image_epochs = 0;
-  double image_lr = 1e-3;
+  std::string init = "fan-in";   // tailor init --init: auto (= hf), hf, fan-in
+  int pretrain_epochs = 12;      // 0: one stage, everything trained through the language model's loss
+  double pretrain_lr = 1e-3;
+  int epochs = 2;
+  double lr = 1e-3;
+  int batch_size = 32;           // pairs per step; also photos per pre-training step
   int examples = 8;  // validation products shown in the report, with a description each
 };
 

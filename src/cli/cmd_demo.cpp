@@ -22,17 +22,13 @@ void add_demo(CLI::App& app) {
   cmd->add_option("--threads", o.threads, "Worker threads for synth and prepare (0 = one per core)")->capture_default_str();
   cmd->add_option("--val-fraction", o.val_fraction, "Products held out for evaluation")->capture_default_str();
   cmd->add_option("--preset", o.preset, "Model preset (tailor init)")->capture_default_str();
-  cmd->add_option("--epochs", o.epochs)->capture_default_str();
+  cmd->add_option("--init", o.init, "Model weight init (tailor init --init): auto, hf, fan-in")->capture_default_str();
+  cmd->add_option("--pretrain-epochs", o.pretrain_epochs,
+                  "Image-side pre-training with attribute heads, then the image side frozen (0: one stage)")->capture_default_str();
+  cmd->add_option("--pretrain-lr", o.pretrain_lr)->capture_default_str();
+  cmd->add_option("--epochs", o.epochs, "Epochs of the language model's training")->capture_default_str();
   cmd->add_option("--lr", o.lr, "Peak learning rate (warm-up + cosine)")->capture_default_str();
   cmd->add_option("--batch-size", o.batch_size)->capture_default_str();
-  cmd->add_option("--weight-decay", o.weight_decay)->capture_default_str();
-  cmd->add_option("--warmup", o.warmup, "Warm-up, as a fraction of all steps")->capture_default_str();
-  cmd->add_option("--max-grad-norm", o.max_grad_norm, "Gradient clipping (0 = none)")->capture_default_str();
-  cmd->add_option("--image-lr-scale", o.image_lr_scale, "Vision tower, Q-Former, queries, projection at lr times this")->capture_default_str();
-  cmd->add_option("--adam-beta2", o.adam_beta2)->capture_default_str();
-  cmd->add_option("--init", o.init, "Model weight init (tailor init --init): auto, hf, fan-in")->capture_default_str();
-  cmd->add_option("--image-epochs", o.image_epochs, "Second stage: epochs with the language model frozen (0 = none)")->capture_default_str();
-  cmd->add_option("--image-lr", o.image_lr, "Second stage's peak learning rate")->capture_default_str();
   cmd->add_option("--examples", o.examples, "Validation products shown in the report and described")->capture_default_str();
   cmd->add_flag("--quiet", args->quiet, "No progress bars");
   cmd->callback([args] {
@@ -40,6 +36,7 @@ void add_demo(CLI::App& app) {
     preset_config(args->opt.preset, 1);  // an unknown preset fails now, not after synth and prepare
     if (args->opt.products < 2) throw Error("--products must be at least 2 (one to train on, one to evaluate)");
     if (args->opt.epochs < 1 || args->opt.batch_size < 1) throw Error("--epochs and --batch-size must be at least 1");
+    if (args->opt.pretrain_epochs < 0) throw Error("--pretrain-epochs must be 0 or more");
     if (!(args->opt.val_fraction > 0 && args->opt.val_fraction < 1)) throw Error("--val-fraction must be between 0 and 1");
     init_torch_threads();
     DemoContext ctx = make_demo_context(args->opt);

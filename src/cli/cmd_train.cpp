@@ -28,6 +28,11 @@ void add_train(CLI::App& app) {
   cmd->add_option("--max-grad-norm", o->max_grad_norm)->capture_default_str();
   cmd->add_option("--image-lr-scale", o->image_lr_scale, "Image side (vision, Q-Former, queries, projection) at lr times this")->capture_default_str();
   cmd->add_option("--adam-beta2", o->adam_beta2)->capture_default_str();
+  cmd->add_option("--pretrain-epochs", o->pretrain.epochs,
+                  "With --full: epochs of image-side pre-training with attribute heads first (0: none)")->capture_default_str();
+  cmd->add_option("--pretrain-lr", o->pretrain.lr)->capture_default_str();
+  cmd->add_option("--pretrain-batch-size", o->pretrain.batch_size, "Photos per pre-training step")->capture_default_str();
+  cmd->add_option("--pretrain-augment", o->pretrain.augment, "Random horizontal flips in pre-training (true/false)")->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size)->capture_default_str();
   cmd->add_option("--grad-accum", o->grad_accum)->capture_default_str();
   cmd->add_option("--epochs", o->epochs)->capture_default_str();

@@ -5,6 +5,19 @@
 
 namespace tailor {
 
+ImageRGB flip_horizontal(const ImageRGB& img) {
+  ImageRGB out = img;
+  for (int y = 0; y < img.height; ++y)
+    for (int x = 0; x < img.width; ++x) {
+      const uint8_t* s = img.at(img.width - 1 - x, y);
+      uint8_t* d = out.at(x, y);
+      d[0] = s[0];
+      d[1] = s[1];
+      d[2] = s[2];
+    }
+  return out;
+}
+
 ImageRGB augment_image(const ImageRGB& img, uint64_t seed, int64_t epoch, const std::string& key) {
   Rng rng(seed ^ splitmix64_mix(fnv1a64(key) + static_cast<uint64_t>(epoch) * 0x9E3779B97F4A7C15ull));
   auto uniform = [&] { return static_cast<double>(rng.next() >> 11) / 9007199254740992.0; };

@@ -11,5 +11,7 @@ namespace tailor {
 
 // key: the product id, so all questions about one photo see the same augmented photo in an epoch.
 ImageRGB augment_image(const ImageRGB& img, uint64_t seed, int64_t epoch, const std::string& key);
+// The mirror image (left and right swapped): image-side pre-training's only augmentation.
+ImageRGB flip_horizontal(const ImageRGB& img);
 
 }  // namespace tailor

@@ -82,14 +82,13 @@ std::string write_report(const DemoContext& c, const DemoModelState& st) {
   h += "<h1>tailor demo</h1>\n<p>A synthetic catalog of " + std::to_string(c.synth.products.size()) +
        " products, prepared into " + std::to_string(c.prepare.pairs_train) + " training and " +
        std::to_string(c.prepare.pairs_val) + " validation question/answer pairs; a BLIP-2 model (preset <code>" +
-       html_escape(o.preset) + "</code>, " + std::to_string(st.parameters) + " parameters) trained from scratch for " +
-       std::to_string(o.epochs) + " epochs (learning rate " + fmt("%g", o.lr) + ", batch " +
-       std::to_string(o.batch_size) + ", " + fmt("%.0f", st.train.samples_per_second) +
-       " samples/s)" +
-       (o.image_epochs > 0 ? ", then " + std::to_string(o.image_epochs) +
-                                 " epochs of the image side alone (language model frozen, learning rate " +
-                                 fmt("%g", o.image_lr) + ")"
-                           : std::string()) +
+       html_escape(o.preset) + "</code>, " + std::to_string(st.parameters) + " parameters) trained from scratch: " +
+       (o.pretrain_epochs > 0 ? std::to_string(o.pretrain_epochs) +
+                                    " epochs of image-side pre-training with attribute heads (learning rate " +
+                                    fmt("%g", o.pretrain_lr) + "), then the image side frozen and "
+                              : std::string()) +
+       std::to_string(o.epochs) + " epochs of the language model (learning rate " + fmt("%g", o.lr) + ", batch " +
+       std::to_string(o.batch_size) + ", " + fmt("%.0f", st.train.samples_per_second) + " samples/s)" +
        "; descriptions by the offline writer.</p>\n";
 
   h += "<h2>Validation accuracy</h2>\n<table><tr><th>attribute</th><th>pairs</th><th>accuracy</th>"
@@ -171,11 +170,12 @@ std::vector<DemoStep> demo_model_steps(const DemoOptions& opt) {
                      to.lr = c.opt.lr;
                      to.batch_size = c.opt.batch_size;
                      to.epochs = c.opt.epochs;
-                     to.weight_decay = c.opt.weight_decay;
-                     to.warmup_ratio = c.opt.warmup;
-                     to.max_grad_norm = c.opt.max_grad_norm;
-                     to.image_lr_scale = c.opt.image_lr_scale;
-                     to.adam_beta2 = c.opt.adam_beta2;
+                     to.pretrain.epochs = c.opt.pretrain_epochs;
+                     to.pretrain.lr = c.opt.pretrain_lr;
+                     to.pretrain.batch_size = c.opt.batch_size;
+                     // Pre-trained, the image side stays as it is: the language model learns from the
+                     // feature cache (each photo through the image side once).
+                     if (c.opt.pretrain_epochs > 0) to.freeze = {"vision", "qformer"};
                      to.seed = c.opt.seed;
                      to.eval_each_epoch = false;  // the evaluate step does it once, at the end
                      to.progress = c.opt.progress;
@@ -185,29 +185,6 @@ std::vector<DemoStep> demo_model_steps(const DemoOptions& opt) {
                                           fmt("%.4f", st->train.step_losses.empty() ? 0.0 : st->train.step_losses.back()) +
                                           "; model in " + st->model_dir;
                    }});
-
-  if (opt.image_epochs > 0)
-    steps.push_back({"train image side", [st](DemoContext& c) {
-                       TrainOptions to;
-                       to.model_dir = st->model_dir;  // the first stage's result
-                       to.data_dir = c.dataset_dir;
-                       to.out_dir = join_path(c.opt.out_dir, "train-image");
-                       to.full = true;
-                       to.freeze = {"language"};
-                       to.lr = c.opt.image_lr;
-                       to.batch_size = c.opt.batch_size;
-                       to.epochs = c.opt.image_epochs;
-                       to.seed = c.opt.seed + 1;
-                       to.eval_each_epoch = false;
-                       to.progress = c.opt.progress;
-                       TrainResult r = train_model(to);
-                       st->model_dir = join_path(to.out_dir, "model");
-                       st->train.steps += r.steps;
-                       c.outputs["train image side"] = std::to_string(r.steps) + " steps, " +
-                                                       fmt("%.0f", r.samples_per_second) + " samples/s, last loss " +
-                                                       fmt("%.4f", r.step_losses.empty() ? 0.0 : r.step_losses.back()) +
-                                                       "; model in " + st->model_dir;
-                     }});
 
   steps.push_back({"evaluate", [st](DemoContext& c) {
                      std::vector<VqaPair> val = read_pairs(join_path(c.dataset_dir, "val.jsonl"));

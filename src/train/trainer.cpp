@@ -48,6 +48,8 @@ json fingerprint(const TrainOptions& o, const std::string& train_jsonl_text) {
           {"augment", o.augment}, {"attributes", o.attributes}, {"freeze", o.freeze},
           {"weight_decay", o.weight_decay}, {"warmup_ratio", o.warmup_ratio}, {"max_grad_norm", o.max_grad_norm},
           {"image_lr_scale", o.image_lr_scale}, {"adam_beta2", o.adam_beta2},
+          {"pretrain", {{"epochs", o.pretrain.epochs}, {"lr", o.pretrain.lr}, {"weight_decay", o.pretrain.weight_decay},
+                        {"batch_size", o.pretrain.batch_size}, {"augment", o.pretrain.augment}}},
           {"train_jsonl_fnv1a64", std::to_string(fnv1a64(train_jsonl_text))}};
 }
 
@@ -280,6 +282,7 @@ TrainResult train_model(const TrainOptions& o) {
   if (o.optimizer != "adamw" && o.optimizer != "adam") throw Error("--optimizer must be adamw or adam, not \"" + o.optimizer + "\"");
   if (o.cache != "on" && o.cache != "off" && o.cache != "auto") throw Error("--cache must be auto, on or off, not \"" + o.cache + "\"");
   if (!o.full && !o.freeze.empty()) throw Error("--freeze needs --full (LoRA trains only its adapters)");
+  if (!o.full && o.pretrain.epochs > 0) throw Error("--pretrain-epochs needs --full (it trains the image side from scratch)");
   for (const auto& f : o.freeze)
     if (f != "vision" && f != "qformer" && f != "projection" && f != "language")
       throw Error("--freeze: unknown part \"" + f + "\" (vision, qformer, projection, language)");
@@ -381,23 +384,85 @@ TrainResult train_model(const TrainOptions& o) {
   if (dist) dist->check_same("training options", fp.dump() + " pairs=" + std::to_string(pairs.size()));
   std::string log_path = join_path(o.out_dir, "train_log.jsonl");
   RunState st;
+  const std::string pretrain_file = join_path(join_path(o.out_dir, "pretrain"), "image_side.safetensors");
+  const bool have_pretrained = o.pretrain.epochs > 0 && o.resume && file_exists(pretrain_file);
+  bool resumed = false;
   if (o.resume) {
     // Every rank loads the checkpoint (weights, optimizer state, position); rank 0 alone fixes the log.
-    if (!load_checkpoint(o.out_dir, st, fp, trainable, *opt, dev))
+    // With image-side pre-training, its finished result alone is enough to resume from (a kill
+    // before the first checkpoint).
+    resumed = load_checkpoint(o.out_dir, st, fp, trainable, *opt, dev);
+    if (!resumed && o.pretrain.epochs == 0)
       throw Error("--resume: no checkpoint in " + join_path(o.out_dir, "checkpoint"));
+    if (resumed && o.pretrain.epochs > 0 && !have_pretrained)
+      throw Error("--resume: " + pretrain_file + " is missing (the checkpoint was trained on top of it)");
     if (main_rank) {  // [dist]
       trim_log(log_path, st.step);
-      std::printf("resumed at step %lld (epoch %lld, pair %lld)\n", (long long)st.step, (long long)st.epoch + 1, (long long)st.pos);
+      if (resumed)
+        std::printf("resumed at step %lld (epoch %lld, pair %lld)\n", (long long)st.step, (long long)st.epoch + 1, (long long)st.pos);
     }
   } else if (main_rank) {  // [dist]
     if (file_exists(log_path)) fs::remove(log_path);
-    for (const char* d : {"checkpoint", "checkpoint.old", "checkpoint.tmp"}) fs::remove_all(join_path(o.out_dir, d));
+    for (const char* d : {"checkpoint", "checkpoint.old", "checkpoint.tmp", "pretrain"}) fs::remove_all(join_path(o.out_dir, d));
   }
+  // ---- image-side pre-training (from scratch; train/pretrain.h) -------------------------------
+  if (have_pretrained) {
+    // Its result, for every image-side weight the checkpoint did not restore (the frozen ones).
+    auto file = SafetensorsFile::open(pretrain_file);
+    auto opts = file->metadata().find("options");
+    if (opts == file->metadata().end() || opts->second != fp.dump())
+      throw Error("--resume: " + pretrain_file + " was made with other options or training pairs (start a new --out or use the same ones)");
+    Checkpoint ck = Checkpoint::open(pretrain_file);
+    torch::NoGradGuard ng;
+    for (auto& item : m->named_parameters(true)) {
+      if (!ck.has(item.key()) || (resumed && item.value().requires_grad())) continue;
+      Tensor t = tensor_from_view(ck.get(item.key()));
+      if (t.sizes() != item.value().sizes()) throw Error(pretrain_file + ": " + item.key() + " has the wrong shape");
+      item.value().copy_(t.to(dev, item.value().scalar_type()));
+    }
+    if (main_rank) std::printf("image-side pre-training: loaded %s\n", pretrain_file.c_str());
+  } else if (o.pretrain.epochs > 0) {
+    // [dist] Every rank runs the same pre-training (no rank waits on another), rank 0's result is
+    // broadcast below with the other weights, and rank 0 alone logs and saves it. A run killed during
+    // it starts it again: its log lines so far go.
+    if (main_rank && file_exists(log_path)) fs::remove(log_path);
+    PretrainOptions po = o.pretrain;
+    po.seed = o.seed;
+    po.progress = o.progress && main_rank;
+    pretrain_image_side(m, b.image_cfg, pairs, data.val, data.images, po, dev, [&](const PretrainEpoch& e) {
+      if (!main_rank) return;
+      json line = {{"stage", "pretrain"}, {"epoch", e.epoch}, {"loss", e.loss}};
+      for (const auto& [a, acc] : e.val_accuracy) line["val_accuracy"][a] = acc;
+      append_line_durable(log_path, line.dump());
+      if (o.progress) {
+        std::string accs;
+        for (const auto& [a, acc] : e.val_accuracy) accs += "  " + a + " " + std::to_string(acc).substr(0, 5);
+        std::fprintf(stderr, "\npretrain epoch %lld: loss %.4f, validation (heads):%s\n", (long long)e.epoch, e.loss, accs.c_str());
+      }
+    });
+    if (main_rank) {
+      std::vector<Tensor> keep;
+      std::vector<TensorToWrite> w;
+      for (auto& item : m->named_parameters(true)) {
+        const std::string& k = item.key();
+        if (k.rfind("vision_model.", 0) != 0 && k.rfind("qformer.", 0) != 0 && k != "query_tokens") continue;
+        Tensor t = item.value().detach().to(torch::kCPU, torch::kFloat).contiguous();
+        keep.push_back(t);
+        w.push_back({k, DType::F32, t.sizes().vec(), t.data_ptr(), static_cast<size_t>(t.numel()) * 4});
+      }
+      make_dirs(join_path(o.out_dir, "pretrain"));
+      write_safetensors(pretrain_file, w, {{"format", "pt"}, {"options", fp.dump()}});  // atomic: temp + rename
+    }
+  }
+  // The language model's training draws from a seed of its own, so a run resumed from the
+  // pre-training result (no checkpoint yet) draws the same numbers as one that just finished it.
+  if (o.pretrain.epochs > 0 && !resumed) torch::manual_seed(o.seed ^ 0x5DEECE66Dull);
   // [dist] The same starting weights on every rank (as DDP), and each rank its own dropout stream; the
   // gradient reducer hooks the trainable parameters.
   std::unique_ptr<GradReducer> reducer;
   if (dist) {
-    for (auto& p : params) dist->broadcast_from_rank0(p);
+    // After image-side pre-training, its frozen weights too (each rank computed them; rank 0's count).
+    for (auto& p : o.pretrain.epochs > 0 ? m->parameters() : params) dist->broadcast_from_rank0(p);
     if (!main_rank) torch::manual_seed(o.seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(o.world.rank) + st.step);
     reducer = std::make_unique<GradReducer>(*dist, params, o.world.bucket_bytes);
     if (main_rank)

@@ -7,6 +7,7 @@
 
 #include "train/eval.h"
 #include "train/lora.h"
+#include "train/pretrain.h"
 #include "train/world.h"
 
 namespace tailor {
@@ -26,6 +27,9 @@ struct TrainOptions {
   // second optimizer group at lr * image_lr_scale (1 = one group, as before).
   double image_lr_scale = 1.0;
   double adam_beta2 = 0.999;
+  // From-scratch training (--full): first pretrain.epochs epochs of image-side pre-training with
+  // attribute heads (train/pretrain.h), then the language-model training. seed/progress come from here.
+  PretrainOptions pretrain;
   int batch_size = 16;
   int grad_accum = 1;
   int epochs = 10;

@@ -76,7 +76,7 @@ std::vector<std::pair<int64_t, double>> step_losses(const std::string& out) {
     if (end == std::string::npos) break;
     json j = json::parse(text.substr(start, end - start), nullptr, false);
     start = end + 1;
-    if (!j.is_discarded() && j.contains("loss")) v.push_back({j["step"].get<int64_t>(), j["loss"].get<double>()});
+    if (!j.is_discarded() && j.contains("loss") && j.contains("step")) v.push_back({j["step"].get<int64_t>(), j["loss"].get<double>()});
   }
   return v;
 }
@@ -218,4 +218,61 @@ TEST(Resume, KilledRunsResumeToTheSameResult) {
   std::string c_log = read_file(root + "/c.log");
   EXPECT_NE(c_log.find("--resume"), std::string::npos) << c_log;
   EXPECT_NE(c_log.find("lr"), std::string::npos) << c_log;
+}
+
+// From scratch with image-side pre-training (--pretrain-epochs): killed during the pre-training
+// (nothing to resume from but a restart of it) and again during the language model's steps, the
+// run ends as the uninterrupted one: same pre-training log, same step losses, same model bytes.
+TEST(Resume, KilledDuringPretrainingResumesToTheSameResult) {
+  Progress::quiet = true;
+  std::string root = test::temp_dir("resume_pretrain");
+  std::string a = root + "/uninterrupted", b = root + "/killed";
+  const auto& t = test::tiny_setup();
+  auto args = [&](const std::string& out) {
+    return std::vector<std::string>{"train", "--model", t.model, "--data", t.data, "--out", out, "--full",
+                                    "--freeze", "vision,qformer", "--pretrain-epochs", "6", "--pretrain-batch-size", "2",
+                                    "--batch-size", "8", "--epochs", "3", "--max-steps", std::to_string(kSteps),
+                                    "--checkpoint-every", "2", "--lr", "2e-3", "--seed", "5"};
+  };
+  auto pretrain_lines = [](const std::string& out) {
+    std::vector<std::string> v;
+    if (!file_exists(out + "/train_log.jsonl")) return v;
+    std::string text = read_file(out + "/train_log.jsonl");
+    size_t start = 0, end;
+    while ((end = text.find('\n', start)) != std::string::npos) {
+      std::string line = text.substr(start, end - start);
+      start = end + 1;
+      if (line.find("\"stage\":\"pretrain\"") != std::string::npos) v.push_back(line);
+    }
+    return v;
+  };
+  int st = wait_status(spawn(args(a), root + "/a.log"));
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << read_file(root + "/a.log");
+  ASSERT_EQ(pretrain_lines(a).size(), 6u);
+
+  // Kill 1: as soon as the first pre-training epoch is logged.
+  pid_t pid = spawn(args(b), root + "/b.log");
+  while (pretrain_lines(b).empty()) {
+    int s2 = 0;
+    ASSERT_NE(::waitpid(pid, &s2, WNOHANG), pid) << "the run ended before it could be killed: " << read_file(root + "/b.log");
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  ::kill(pid, SIGKILL);
+  wait_status(pid);
+  EXPECT_FALSE(fs::exists(b + "/pretrain/image_side.safetensors")) << "killed after the pre-training ended";
+  EXPECT_FALSE(fs::exists(b + "/checkpoint"));
+  // Kill 2: during the steps, after the first checkpoint.
+  std::vector<std::string> resume = args(b);
+  resume.push_back("--resume");
+  kill_after_step(spawn(resume, root + "/b.log"), b, 3, 0);
+  EXPECT_EQ(checkpoint_step(b), 2);
+  st = wait_status(spawn(resume, root + "/b.log"));
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << read_file(root + "/b.log");
+
+  EXPECT_EQ(pretrain_lines(a), pretrain_lines(b));
+  auto la = step_losses(a), lb = step_losses(b);
+  ASSERT_EQ(la.size(), lb.size());
+  for (size_t i = 0; i < la.size(); ++i) EXPECT_EQ(la[i].second, lb[i].second) << "step " << i + 1;
+  EXPECT_TRUE(read_file(a + "/model/model.safetensors") == read_file(b + "/model/model.safetensors"));
+  EXPECT_TRUE(read_file(a + "/pretrain/image_side.safetensors") == read_file(b + "/pretrain/image_side.safetensors"));
 }
