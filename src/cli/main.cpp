@@ -2,11 +2,13 @@
 #include <exception>
 
 #include "cli/commands.h"
+#include "util/crash.h"
 #include "util/error.h"
 #include "util/runtime_env.h"
 
 int main(int argc, char** argv) {
   tailor::ensure_runtime_env();
+  tailor::install_crash_handler();
   CLI::App app{"tailor: product attributes and descriptions from catalog photos (BLIP-2 in C++)"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for every command");

@@ -8,14 +8,14 @@
 
 // c10d is compiled in when CMake found a backend's headers (see CMakeLists.txt); without it a
 // distributed run is refused with a clear error and one process trains as before.
-#if defined(USE_C10D_GLOO) || defined(USE_C10D_NCCL)
+#if defined(TAILOR_C10D_GLOO) || defined(TAILOR_C10D_NCCL)
 #define TAILOR_C10D 1
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
-#ifdef USE_C10D_GLOO
+#ifdef TAILOR_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
-#ifdef USE_C10D_NCCL
+#ifdef TAILOR_C10D_NCCL
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -78,7 +78,7 @@ Distributed::Distributed(const WorldInfo& w, const torch::Device& dev)
                 e.what());
   }
   try {
-#ifdef USE_C10D_NCCL
+#ifdef TAILOR_C10D_NCCL
     if (dev.is_cuda()) {
       c10::cuda::set_device(static_cast<c10::DeviceIndex>(dev.has_index() ? dev.index() : w.local_rank));
       auto opts = c10d::ProcessGroupNCCL::Options::create();
@@ -89,7 +89,7 @@ Distributed::Distributed(const WorldInfo& w, const torch::Device& dev)
     }
 #endif
     if (!g_->pg) {
-#ifdef USE_C10D_GLOO
+#ifdef TAILOR_C10D_GLOO
       auto opts = c10d::ProcessGroupGloo::Options::create(g_->timeout);
       // Bind where the peers can reach us: the named interface, loopback for a loopback master, or the
       // address this host's name resolves to (as torch.distributed does).

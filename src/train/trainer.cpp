@@ -119,7 +119,7 @@ void save_checkpoint(const std::string& out_dir, const RunState& st, const json&
                      const std::vector<std::pair<std::string, Tensor>>& trainable, torch::optim::Optimizer& opt,
                      const torch::Device& dev) {
   std::string dir = join_path(out_dir, "checkpoint"), tmp = dir + ".tmp", old = dir + ".old";
-  fs::remove_all(tmp);
+  remove_tree(tmp);
   make_dirs(tmp);
   std::vector<Tensor> keep;
   std::vector<TensorToWrite> w;
@@ -138,11 +138,11 @@ void save_checkpoint(const std::string& out_dir, const RunState& st, const json&
   // Commit point: the renames. A stale checkpoint.old (a kill while it was being removed) goes first:
   // checkpoint/ is complete whenever it exists, so .old is not needed then.
   if (fs::exists(dir)) {
-    fs::remove_all(old);
+    remove_tree(old);
     fs::rename(dir, old);
   }
   fs::rename(tmp, dir);
-  fs::remove_all(old);
+  remove_tree(old);
 }
 
 bool load_checkpoint(const std::string& out_dir, RunState& st, const json& fp,
@@ -403,7 +403,7 @@ TrainResult train_model(const TrainOptions& o) {
     }
   } else if (main_rank) {  // [dist]
     if (file_exists(log_path)) fs::remove(log_path);
-    for (const char* d : {"checkpoint", "checkpoint.old", "checkpoint.tmp", "pretrain"}) fs::remove_all(join_path(o.out_dir, d));
+    for (const char* d : {"checkpoint", "checkpoint.old", "checkpoint.tmp", "pretrain"}) remove_tree(join_path(o.out_dir, d));
   }
   // ---- image-side pre-training (from scratch; train/pretrain.h) -------------------------------
   if (have_pretrained) {

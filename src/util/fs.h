@@ -11,6 +11,11 @@ std::string read_file(const std::string& path);                 // throws Error 
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 bool file_exists(const std::string& path);
 void make_dirs(const std::string& path);
+// Removes a file or a directory tree if it exists (rm -rf); throws Error naming what it could not
+// remove. Not std::filesystem::remove_all: pip's libtorch.so exports its own copy of that symbol,
+// the dynamic linker binds tailor's calls to it, and it jumps to a null pointer on a non-empty
+// directory (seen on the GPU machine with torch 2.11).
+void remove_tree(const std::string& path);
 // Writes `data` to `path` atomically: readers see the old file or the whole new one.
 void write_file_atomic(const std::string& path, const std::string& data);
 void write_file_atomic(const std::string& path, const void* data, size_t size);

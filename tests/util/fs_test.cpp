@@ -35,3 +35,22 @@ TEST(Fs, AppendLineDurableKeepsLines) {
   append_line_durable(p, "{\"a\":2}");
   EXPECT_EQ(read_file(p), "{\"a\":1}\n{\"a\":2}\n");
 }
+
+TEST(Fs, RemoveTreeRemovesNestedDirectoriesWithoutFollowingLinks) {
+  namespace sfs = std::filesystem;
+  std::string d = test::temp_dir("fs_remove");
+  std::string keep = join_path(d, "outside.txt");
+  write_file_atomic(keep, std::string("must survive"));
+  std::string tree = join_path(d, "tree");
+  make_dirs(join_path(tree, "a/b/c"));
+  write_file_atomic(join_path(tree, "top.bin"), std::string(1000, 'x'));
+  write_file_atomic(join_path(tree, "a/b/c/deep.txt"), std::string("deep"));
+  sfs::create_symlink(keep, join_path(tree, "a/link-to-outside"));
+  sfs::create_directory_symlink(d, join_path(tree, "a/b/link-to-parent"));
+  remove_tree(tree);
+  EXPECT_FALSE(sfs::exists(tree));
+  EXPECT_EQ(read_file(keep), "must survive");  // links are removed, never followed
+  remove_tree(tree);  // already gone: nothing to do
+  remove_tree(keep);  // a plain file
+  EXPECT_FALSE(sfs::exists(keep));
+}

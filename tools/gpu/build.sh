@@ -17,12 +17,14 @@ export LD_LIBRARY_PATH=$DEPS/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 TORCH_CMAKE=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
 B=/tmp/tailor-build
 # Ubuntu links --as-needed: the system protobuf would be dropped before the static SentencePiece needs it.
-if [ ! -f $B/build.ninja ] || ! grep -q no-as-needed $B/CMakeCache.txt; then
+# TAILOR_WITH_C10D=ON builds the NCCL backend (pip's torch has no gloo headers); OFF leaves c10d out.
+C10D=${TAILOR_WITH_C10D:-ON}
+if [ ! -f $B/build.ninja ] || ! grep -q "TAILOR_WITH_C10D:BOOL=$C10D" $B/CMakeCache.txt; then
   cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH="$TORCH_CMAKE;$DEPS/usr" -DPKG_CONFIG_EXECUTABLE=$DEPS/usr/bin/pkgconf \
     -DSPM_PREFIX="$PWD/.gpu/spm" -DTAILOR_WITH_CAIRO=OFF -DTAILOR_BUILD_TESTS=OFF -DTAILOR_BUILD_BENCH=OFF \
     -DTAILOR_GPU_TOOLS=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DTORCH_CUDA_ARCH_LIST=9.0 \
-    -DCMAKE_EXE_LINKER_FLAGS="-Wl,--no-as-needed" 2>&1 | tail -5
+    -DCMAKE_EXE_LINKER_FLAGS="-Wl,--no-as-needed" -DTAILOR_WITH_C10D=$C10D 2>&1 | tail -5
 fi
 cmake --build $B -j"$(nproc)" --target tailor tailor_gpu_bench 2>&1 | grep -E "error|warning: unused|FAILED|Linking" | head -40
 ls -la $B/tailor $B/tailor_gpu_bench

@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
 # The whole GPU run in one go (tools/gpu/README in docs/gpu.md): build tailor against the CUDA
 # libtorch, make the full-size model and HF's reference outputs, check tailor against them, then time
-# tailor and HF+PEFT side by side. STAGE=parity|bench|all. Results: $OUT/*.jsonl, $OUT/parity.json.
+# tailor and HF+PEFT side by side. STAGE=parity|bench|profile|all; STAGE=real trains from scratch on the
+# real catalog (tools/gpu/real_train.sh), STAGE=serve runs bench/serve_bench.sh on the xl shape. Results: $OUT/*.jsonl, $OUT/parity.json.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 STAGE=${STAGE:-all}
 export PYTHONUNBUFFERED=1
-bash tools/gpu/build.sh || exit 1
+bash tools/gpu/build.sh || { echo "run.sh: the build with c10d (NCCL) failed; building without it"; TAILOR_WITH_C10D=OFF bash tools/gpu/build.sh; } || exit 1
 export LD_LIBRARY_PATH=/tmp/tailor-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 BENCH=/tmp/tailor-build/tailor_gpu_bench
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw --format=csv
+if [ "$STAGE" = real ]; then exec bash tools/gpu/real_train.sh; fi
+if [ "$STAGE" = serve ]; then
+  # The serving benchmark (issue 5) on the blip2-flan-t5-xl shape: wrk travels as a .deb too.
+  XL_MODEL_ONLY=1 python3 tools/gpu/xl_reference.py || exit 1
+  export PATH=/tmp/tailor-deps/usr/bin:$PATH
+  for mode in prompt all; do
+    TAILOR=/tmp/tailor-build/tailor bash bench/serve_bench.sh --model /tmp/xl --device cuda --mode $mode \
+      --image .gpu/parity_images/10003.jpg --duration ${SERVE_DURATION:-10s} --connections "${SERVE_CONNECTIONS:-1 8 32 128}" \
+      --max-batch 128 --max-wait-ms 5 | tee -a $OUT/serve_bench.txt
+  done
+  exit 0
+fi
 if [ "$STAGE" = profile ]; then export XL_MODEL_ONLY=1; fi
 python3 tools/gpu/xl_reference.py || exit 1
 if [ "$STAGE" != bench ] && [ "$STAGE" != profile ]; then
