@@ -49,15 +49,6 @@ TrainOptions pretrain_run(const std::string& out) {
   return o;
 }
 
-std::string error_of(const TrainOptions& o) {
-  try {
-    train_model(o);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 }  // namespace
 
 TEST(Pretrain, TrainsTheImageSideOnlyAndLearnsColour) {
@@ -147,19 +138,8 @@ TEST(Pretrain, ResumedFromItsResultEqualsUninterrupted) {
   for (size_t i = 0; i < ra.step_losses.size(); ++i) EXPECT_EQ(rb.step_losses[i], ra.step_losses[i]) << "step " << i + 1;
   EXPECT_TRUE(read_file(a + "/model/model.safetensors") == read_file(b + "/model/model.safetensors"));
   // The log holds each pre-training epoch once (loss and held-out accuracy as the first run's), then the steps.
-  auto pretrain_lines = [](const std::string& out) {
-    std::vector<std::string> v;
-    std::string text = read_file(out + "/train_log.jsonl");
-    size_t start = 0, end;
-    while ((end = text.find('\n', start)) != std::string::npos) {
-      std::string line = text.substr(start, end - start);
-      start = end + 1;
-      if (line.find("\"stage\":\"pretrain\"") != std::string::npos) v.push_back(line);
-    }
-    return v;
-  };
-  EXPECT_EQ(pretrain_lines(b).size(), 2u);
-  EXPECT_EQ(pretrain_lines(a), pretrain_lines(b));
+  EXPECT_EQ(test::log_lines_with(b, "\"stage\":\"pretrain\"").size(), 2u);
+  EXPECT_EQ(test::log_lines_with(a, "\"stage\":\"pretrain\""), test::log_lines_with(b, "\"stage\":\"pretrain\""));
 }
 
 TEST(Pretrain, BadCombinationsAreClearErrors) {
@@ -167,7 +147,7 @@ TEST(Pretrain, BadCombinationsAreClearErrors) {
   TrainOptions lora = pretrain_run(test::temp_dir("pretrain_lora"));
   lora.full = false;
   lora.freeze.clear();
-  EXPECT_NE(error_of(lora).find("--pretrain-epochs needs --full"), std::string::npos);
+  EXPECT_NE(test::train_error(lora).find("--pretrain-epochs needs --full"), std::string::npos);
 
   // Resuming from a pre-training result made with other options.
   std::string out = test::temp_dir("pretrain_other");
@@ -176,7 +156,7 @@ TEST(Pretrain, BadCombinationsAreClearErrors) {
   TrainOptions other = pretrain_run(out);
   other.pretrain.lr = 5e-4;
   other.resume = true;
-  std::string e = error_of(other);
+  std::string e = test::train_error(other);
   EXPECT_NE(e.find("image_side.safetensors"), std::string::npos) << e;
   EXPECT_NE(e.find("other options"), std::string::npos) << e;
 
@@ -186,6 +166,6 @@ TEST(Pretrain, BadCombinationsAreClearErrors) {
   fs::remove_all(out2 + "/pretrain");
   TrainOptions again = pretrain_run(out2);
   again.resume = true;
-  e = error_of(again);
+  e = test::train_error(again);
   EXPECT_NE(e.find("is missing"), std::string::npos) << e;
 }

@@ -29,6 +29,7 @@ using json = nlohmann::json;
 namespace {
 
 const int64_t kSteps = 12;
+const char* const kPretrainLine = "\"stage\":\"pretrain\"";
 
 std::vector<std::string> train_args(const std::string& out) {
   const auto& t = test::tiny_setup();
@@ -178,19 +179,8 @@ TEST(Resume, KilledRunsResumeToTheSameResult) {
     EXPECT_EQ(la[i].second, lb[i].second) << "step " << i + 1;
   }
   // Each epoch's evaluation is logged once, with the same numbers.
-  auto eval_lines = [](const std::string& out) {
-    std::vector<std::string> v;
-    std::string text = read_file(out + "/train_log.jsonl");
-    size_t start = 0, end;
-    while ((end = text.find('\n', start)) != std::string::npos) {
-      std::string line = text.substr(start, end - start);
-      start = end + 1;
-      if (line.find("eval_accuracy") != std::string::npos) v.push_back(line);
-    }
-    return v;
-  };
-  EXPECT_EQ(eval_lines(a).size(), 2u);  // epochs end at steps 6 and 12
-  EXPECT_EQ(eval_lines(a), eval_lines(b));
+  EXPECT_EQ(test::log_lines_with(a, "eval_accuracy").size(), 2u);  // epochs end at steps 6 and 12
+  EXPECT_EQ(test::log_lines_with(a, "eval_accuracy"), test::log_lines_with(b, "eval_accuracy"));
   // Same trained weights, byte for byte: the adapter and the merged model.
   EXPECT_TRUE(read_file(a + "/adapter/adapter_model.safetensors") == read_file(b + "/adapter/adapter_model.safetensors"));
   EXPECT_TRUE(read_file(a + "/model/model.safetensors") == read_file(b + "/model/model.safetensors"));
@@ -234,25 +224,13 @@ TEST(Resume, KilledDuringPretrainingResumesToTheSameResult) {
                                     "--batch-size", "8", "--epochs", "3", "--max-steps", std::to_string(kSteps),
                                     "--checkpoint-every", "2", "--lr", "2e-3", "--seed", "5"};
   };
-  auto pretrain_lines = [](const std::string& out) {
-    std::vector<std::string> v;
-    if (!file_exists(out + "/train_log.jsonl")) return v;
-    std::string text = read_file(out + "/train_log.jsonl");
-    size_t start = 0, end;
-    while ((end = text.find('\n', start)) != std::string::npos) {
-      std::string line = text.substr(start, end - start);
-      start = end + 1;
-      if (line.find("\"stage\":\"pretrain\"") != std::string::npos) v.push_back(line);
-    }
-    return v;
-  };
   int st = wait_status(spawn(args(a), root + "/a.log"));
   ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << read_file(root + "/a.log");
-  ASSERT_EQ(pretrain_lines(a).size(), 6u);
+  ASSERT_EQ(test::log_lines_with(a, kPretrainLine).size(), 6u);
 
   // Kill 1: as soon as the first pre-training epoch is logged.
   pid_t pid = spawn(args(b), root + "/b.log");
-  while (pretrain_lines(b).empty()) {
+  while (test::log_lines_with(b, kPretrainLine).empty()) {
     int s2 = 0;
     ASSERT_NE(::waitpid(pid, &s2, WNOHANG), pid) << "the run ended before it could be killed: " << read_file(root + "/b.log");
     std::this_thread::sleep_for(std::chrono::microseconds(200));
@@ -269,7 +247,7 @@ TEST(Resume, KilledDuringPretrainingResumesToTheSameResult) {
   st = wait_status(spawn(resume, root + "/b.log"));
   ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << read_file(root + "/b.log");
 
-  EXPECT_EQ(pretrain_lines(a), pretrain_lines(b));
+  EXPECT_EQ(test::log_lines_with(a, kPretrainLine), test::log_lines_with(b, kPretrainLine));
   auto la = step_losses(a), lb = step_losses(b);
   ASSERT_EQ(la.size(), lb.size());
   for (size_t i = 0; i < la.size(); ++i) EXPECT_EQ(la[i].second, lb[i].second) << "step " << i + 1;

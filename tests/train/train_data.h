@@ -5,11 +5,14 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "catalog/prepare.h"
 #include "catalog/synth.h"
 #include "model/presets.h"
 #include "test_util.h"
+#include "train/trainer.h"
+#include "util/error.h"
 #include "util/fs.h"
 #include "util/progress.h"
 
@@ -58,6 +61,32 @@ inline const TinySetup& tiny_setup() {
   write_file_atomic(cfg_path, cfg.dump(2));
   s = new TinySetup(t);
   return *s;
+}
+
+// The message of the tailor::Error that train_model(o) throws; "" when it trains without one.
+inline std::string train_error(const TrainOptions& o) {
+  try {
+    train_model(o);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// The lines of OUT/train_log.jsonl that contain `needle` (e.g. "eval_accuracy", "\"stage\":\"pretrain\""),
+// in file order; none when there is no log yet.
+inline std::vector<std::string> log_lines_with(const std::string& out, const std::string& needle) {
+  std::vector<std::string> v;
+  std::string path = out + "/train_log.jsonl";
+  if (!file_exists(path)) return v;
+  std::string text = read_file(path);
+  size_t start = 0, end;
+  while ((end = text.find('\n', start)) != std::string::npos) {
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    if (line.find(needle) != std::string::npos) v.push_back(line);
+  }
+  return v;
 }
 
 }  // namespace tailor::test

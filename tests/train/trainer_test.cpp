@@ -56,15 +56,6 @@ void expect_same_losses(const std::vector<double>& a, const std::vector<double>&
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-6 * std::abs(b[i])) << "step " << i + 1;
 }
 
-std::string error_of(const TrainOptions& o) {
-  try {
-    train_model(o);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 }  // namespace
 
 TEST(Trainer, CacheOnOffSameLossesLora) {
@@ -124,10 +115,10 @@ TEST(Trainer, CacheOffAutomaticallyWhenInvalid) {
   // Asking for the cache where it would be wrong is an error, not a silent switch.
   TrainOptions bad = aug;
   bad.cache = "on";
-  EXPECT_NE(error_of(bad).find("--cache on"), std::string::npos);
+  EXPECT_NE(test::train_error(bad).find("--cache on"), std::string::npos);
   bad = full;
   bad.cache = "on";
-  EXPECT_NE(error_of(bad).find("--cache on"), std::string::npos);
+  EXPECT_NE(test::train_error(bad).find("--cache on"), std::string::npos);
 }
 
 TEST(Trainer, OutputsAdapterFromBlip2RootAndMergedModel) {
@@ -194,7 +185,7 @@ std::string data_copy(const std::string& name) {
 }
 
 void expect_error_mentions(const TrainOptions& o, const std::vector<std::string>& needles) {
-  std::string msg = error_of(o);
+  std::string msg = test::train_error(o);
   ASSERT_FALSE(msg.empty()) << "no error";
   for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "\"" << msg << "\" lacks \"" << n << "\"";
 }
