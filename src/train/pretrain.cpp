@@ -8,6 +8,7 @@
 #include "catalog/rng.h"
 #include "infer/batch.h"
 #include "train/augment.h"
+#include "train/schedule.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -53,13 +54,6 @@ PhotoLabels photo_labels(const std::vector<VqaPair>& pairs, std::vector<std::str
     }
   }
   return t;
-}
-
-double lr_at(const PretrainOptions& o, int64_t step, int64_t total) {
-  int64_t warmup = std::max<int64_t>(1, static_cast<int64_t>(0.05 * static_cast<double>(total)));
-  if (step < warmup) return o.lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
-  double progress = static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
-  return 0.5 * o.lr * (1.0 + std::cos(M_PI * progress));
 }
 
 }  // namespace
@@ -151,7 +145,7 @@ std::vector<PretrainEpoch> pretrain_image_side(Blip2ForConditionalGeneration& m,
         loss = loss + torch::nn::functional::cross_entropy(
                           heads[a]->forward(h), y, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
       }
-      for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr_at(o, step, total));
+      for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(warmup_cosine_lr(o.lr, 0.05, step, total));
       opt.zero_grad();
       loss.backward();
       opt.step();

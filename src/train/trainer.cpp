@@ -20,6 +20,7 @@
 #include "model/weights.h"
 #include "train/augment.h"
 #include "train/distributed.h"
+#include "train/schedule.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/progress.h"
@@ -79,13 +80,6 @@ std::vector<int64_t> epoch_order(const std::vector<VqaPair>& pairs, uint64_t see
   return order;
 }
 
-double lr_at(const TrainOptions& o, int64_t step, int64_t total) {
-  int64_t warm = static_cast<int64_t>(std::ceil(o.warmup_ratio * total));
-  if (step < warm) return o.lr * static_cast<double>(step + 1) / static_cast<double>(warm);
-  double progress = total > warm ? static_cast<double>(step - warm) / static_cast<double>(total - warm) : 1.0;
-  return o.lr * 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
-}
-
 // Group 0 gets lr; a second group (the image side, see image_lr_scale) gets lr * image_scale.
 void set_lr(torch::optim::Optimizer& opt, const std::string& kind, double lr, double image_scale) {
   for (size_t i = 0; i < opt.param_groups().size(); ++i) {
@@ -115,20 +109,26 @@ std::string serialized(const T& value) {
 // The directory is built as checkpoint.tmp and swapped in by renames, so a kill at any moment leaves
 // either the previous complete checkpoint or the new one (as checkpoint/ or, for an instant,
 // checkpoint.old/, which load_checkpoint falls back to).
+// Named tensors as float32 in one safetensors file, written atomically (temp + rename).
+void write_f32_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                           const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
+  std::vector<Tensor> keep;  // the CPU copies the views below point into
+  std::vector<TensorToWrite> w;
+  for (const auto& [name, p] : tensors) {
+    Tensor t = p.detach().to(torch::kCPU, torch::kFloat).contiguous();
+    keep.push_back(t);
+    w.push_back({name, DType::F32, t.sizes().vec(), t.data_ptr(), static_cast<size_t>(t.numel()) * 4});
+  }
+  write_safetensors(path, w, metadata);
+}
+
 void save_checkpoint(const std::string& out_dir, const RunState& st, const json& fp,
                      const std::vector<std::pair<std::string, Tensor>>& trainable, torch::optim::Optimizer& opt,
                      const torch::Device& dev) {
   std::string dir = join_path(out_dir, "checkpoint"), tmp = dir + ".tmp", old = dir + ".old";
   remove_tree(tmp);
   make_dirs(tmp);
-  std::vector<Tensor> keep;
-  std::vector<TensorToWrite> w;
-  for (const auto& [name, p] : trainable) {
-    Tensor t = p.detach().to(torch::kCPU, torch::kFloat).contiguous();
-    keep.push_back(t);
-    w.push_back({name, DType::F32, t.sizes().vec(), t.data_ptr(), static_cast<size_t>(t.numel()) * 4});
-  }
-  write_safetensors(join_path(tmp, "trainable.safetensors"), w);
+  write_f32_safetensors(join_path(tmp, "trainable.safetensors"), trainable);
   write_file_atomic(join_path(tmp, "optimizer.pt"), serialized(opt));
   std::vector<at::Generator> gens = generators(dev);
   for (size_t i = 0; i < gens.size(); ++i)
@@ -282,7 +282,9 @@ TrainResult train_model(const TrainOptions& o) {
   if (o.optimizer != "adamw" && o.optimizer != "adam") throw Error("--optimizer must be adamw or adam, not \"" + o.optimizer + "\"");
   if (o.cache != "on" && o.cache != "off" && o.cache != "auto") throw Error("--cache must be auto, on or off, not \"" + o.cache + "\"");
   if (!o.full && !o.freeze.empty()) throw Error("--freeze needs --full (LoRA trains only its adapters)");
+  if (o.pretrain.epochs < 0) throw Error("--pretrain-epochs must be 0 or more");
   if (!o.full && o.pretrain.epochs > 0) throw Error("--pretrain-epochs needs --full (it trains the image side from scratch)");
+  if (o.pretrain.epochs > 0 && o.pretrain.batch_size < 1) throw Error("--pretrain-batch-size must be >= 1");
   for (const auto& f : o.freeze)
     if (f != "vision" && f != "qformer" && f != "projection" && f != "language")
       throw Error("--freeze: unknown part \"" + f + "\" (vision, qformer, projection, language)");
@@ -441,17 +443,14 @@ TrainResult train_model(const TrainOptions& o) {
       }
     });
     if (main_rank) {
-      std::vector<Tensor> keep;
-      std::vector<TensorToWrite> w;
+      std::vector<std::pair<std::string, Tensor>> image_side;
       for (auto& item : m->named_parameters(true)) {
         const std::string& k = item.key();
-        if (k.rfind("vision_model.", 0) != 0 && k.rfind("qformer.", 0) != 0 && k != "query_tokens") continue;
-        Tensor t = item.value().detach().to(torch::kCPU, torch::kFloat).contiguous();
-        keep.push_back(t);
-        w.push_back({k, DType::F32, t.sizes().vec(), t.data_ptr(), static_cast<size_t>(t.numel()) * 4});
+        if (k.rfind("vision_model.", 0) == 0 || k.rfind("qformer.", 0) == 0 || k == "query_tokens")
+          image_side.emplace_back(k, item.value());
       }
       make_dirs(join_path(o.out_dir, "pretrain"));
-      write_safetensors(pretrain_file, w, {{"format", "pt"}, {"options", fp.dump()}});  // atomic: temp + rename
+      write_f32_safetensors(pretrain_file, image_side, {{"format", "pt"}, {"options", fp.dump()}});
     }
   }
   // The language model's training draws from a seed of its own, so a run resumed from the
@@ -625,7 +624,7 @@ TrainResult train_model(const TrainOptions& o) {
                             json({{"epoch", st.epoch}, {"step", st.step + 1}, {"pairs", ids}}).dump());
       }
       if (o.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(params, o.max_grad_norm);
-      double lr = lr_at(o, st.step, total_steps);
+      double lr = warmup_cosine_lr(o.lr, o.warmup_ratio, st.step, total_steps);
       set_lr(*opt, o.optimizer, lr, o.image_lr_scale);
       opt->step();
       st.step++;

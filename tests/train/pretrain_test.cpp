@@ -148,6 +148,12 @@ TEST(Pretrain, BadCombinationsAreClearErrors) {
   lora.full = false;
   lora.freeze.clear();
   EXPECT_NE(test::train_error(lora).find("--pretrain-epochs needs --full"), std::string::npos);
+  TrainOptions negative = pretrain_run(test::temp_dir("pretrain_negative"));
+  negative.pretrain.epochs = -1;
+  EXPECT_NE(test::train_error(negative).find("--pretrain-epochs must be 0 or more"), std::string::npos);
+  TrainOptions no_batch = pretrain_run(test::temp_dir("pretrain_batch0"));
+  no_batch.pretrain.batch_size = 0;
+  EXPECT_NE(test::train_error(no_batch).find("--pretrain-batch-size must be >= 1"), std::string::npos);
 
   // Resuming from a pre-training result made with other options.
   std::string out = test::temp_dir("pretrain_other");
