@@ -1,16 +1,34 @@
 #include "infer/batch.h"
 
+#include <atomic>
 #include <cstring>
+#include <exception>
+#include <mutex>
+
+#include "util/parallel.h"
 
 namespace tailor {
 
-torch::Tensor pixel_batch(const std::vector<const ImageRGB*>& images, const ImageProcessorConfig& cfg) {
+torch::Tensor pixel_batch(const std::vector<const ImageRGB*>& images, const ImageProcessorConfig& cfg, bool pinned) {
   int64_t n = static_cast<int64_t>(images.size());
-  torch::Tensor out = torch::empty({n, 3, cfg.height, cfg.width}, torch::kFloat);
-  for (int64_t i = 0; i < n; ++i) {
-    std::vector<float> px = preprocess_image(*images[i], cfg);
-    std::memcpy(out[i].data_ptr<float>(), px.data(), px.size() * sizeof(float));
-  }
+  torch::Tensor out = torch::empty({n, 3, cfg.height, cfg.width}, torch::TensorOptions().dtype(torch::kFloat).pinned_memory(pinned));
+  float* base = out.data_ptr<float>();
+  const int64_t per_image = 3 * int64_t(cfg.height) * cfg.width;
+  std::atomic<int64_t> next{0};
+  std::exception_ptr failure;
+  std::mutex mu;
+  run_on_threads(std::min<int>(worker_count(0), static_cast<int>(std::max<int64_t>(n, 1))), [&] {
+    for (int64_t i; (i = next++) < n;) {
+      try {
+        std::vector<float> px = preprocess_image(*images[i], cfg);
+        std::memcpy(base + i * per_image, px.data(), px.size() * sizeof(float));
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!failure) failure = std::current_exception();
+      }
+    }
+  });
+  if (failure) std::rethrow_exception(failure);
   return out;
 }
 

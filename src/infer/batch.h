@@ -12,8 +12,10 @@
 
 namespace tailor {
 
-// [N,3,H,W] float32 on the CPU.
-torch::Tensor pixel_batch(const std::vector<const ImageRGB*>& images, const ImageProcessorConfig& cfg);
+// [N,3,H,W] float32 on the CPU, the photos preprocessed on one thread per core (at most N). pinned:
+// page-locked memory, so the copy to a GPU can be asynchronous (needs a CUDA libtorch).
+torch::Tensor pixel_batch(const std::vector<const ImageRGB*>& images, const ImageProcessorConfig& cfg,
+                          bool pinned = false);
 
 struct TokenBatch {
   torch::Tensor ids;   // [N,T] int64, right-padded with pad_id (or -100 for labels)

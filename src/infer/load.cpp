@@ -9,6 +9,7 @@
 
 #include "infer/batch.h"
 #include "infer/generate.h"
+#include "infer/static_generate.h"
 #include "model/model_dir.h"
 #include "util/error.h"
 
@@ -18,7 +19,11 @@ namespace {
 
 class Blip2Answerer : public Answerer {
  public:
-  Blip2Answerer(Blip2Bundle b, torch::Device dev) : b_(std::move(b)), dev_(dev) {}
+  // graphs: answer greedy requests through CUDA graphs (StaticGreedyGenerator). Only for a model whose
+  // weights and modules stay as loaded: a graph holds their addresses.
+  Blip2Answerer(Blip2Bundle b, torch::Device dev, bool graphs) : b_(std::move(b)), dev_(dev) {
+    if (graphs) fast_ = std::make_unique<StaticGreedyGenerator>(b_.model, true);
+  }
   Blip2Answerer(const Blip2Answerer&) = delete;
 
   std::vector<std::string> answer(const std::vector<AnswerRequest>& reqs, const GenerationOptions& opts) override {
@@ -44,15 +49,21 @@ class Blip2Answerer : public Answerer {
       }
       row_of.push_back(it->second);
     }
-    torch::Tensor pixels = pixel_batch(unique, b_.image_cfg).to(dev_);
-    torch::Tensor feats = b_.model->image_features(pixels);
-    torch::Tensor index = torch::tensor(row_of, torch::kLong).to(dev_);
-    feats = feats.index_select(0, index);
+    // Page-locked on the way to a GPU: the copy then overlaps the host's prompt work.
+    torch::Tensor pixels = pixel_batch(unique, b_.image_cfg, dev_.is_cuda()).to(dev_, /*non_blocking=*/true);
     std::vector<std::string> prompts;
     for (const auto& r : reqs) prompts.push_back(r.prompt);
     TokenBatch tb = prompt_batch(*b_.tokenizer, prompts, b_.cfg);
-    auto enc = b_.model->encode(feats, tb.ids.to(dev_), tb.mask.to(dev_));
-    torch::Tensor out = generate_tokens(b_.model->language_model, enc.first, enc.second, opts).cpu();
+    torch::Tensor out;
+    if (fast_ && StaticGreedyGenerator::supports(opts)) {
+      out = fast_->generate(pixels, row_of, tb.ids, tb.mask, opts);
+    } else {
+      torch::Tensor feats = b_.model->image_features(pixels);
+      torch::Tensor index = torch::tensor(row_of, torch::kLong).to(dev_);
+      feats = feats.index_select(0, index);
+      auto enc = b_.model->encode(feats, tb.ids.to(dev_), tb.mask.to(dev_));
+      out = generate_tokens(b_.model->language_model, enc.first, enc.second, opts).cpu();
+    }
     std::vector<std::string> texts;
     for (int64_t i = 0; i < out.size(0); ++i)
       texts.push_back(b_.tokenizer->decode(strip_generated(out[i], b_.cfg.text.eos_token_id, b_.cfg.text.pad_token_id)));
@@ -65,20 +76,21 @@ class Blip2Answerer : public Answerer {
  private:
   Blip2Bundle b_;
   torch::Device dev_;
+  std::unique_ptr<StaticGreedyGenerator> fast_;
   std::mutex mu_;
 };
 
 }  // namespace
 
 std::unique_ptr<Answerer> make_blip2_answerer(const Blip2Bundle& bundle, const torch::Device& dev) {
-  return std::make_unique<Blip2Answerer>(bundle, dev);
+  return std::make_unique<Blip2Answerer>(bundle, dev, /*graphs=*/false);  // a trainer changes the model
 }
 
 std::unique_ptr<Answerer> load_answerer(const std::string& model_dir, const LoadOptions& opts) {
   torch::Device dev(opts.device);
   if (dev.is_cuda() && !torch::cuda::is_available()) throw Error("--device cuda: no CUDA device is available");
   torch::ScalarType dt = parse_dtype_name(opts.dtype, dev);
-  return std::make_unique<Blip2Answerer>(load_model_dir(model_dir, dev, dt), dev);
+  return std::make_unique<Blip2Answerer>(load_model_dir(model_dir, dev, dt), dev, dev.is_cuda() && cuda_graphs_available());
 }
 
 }  // namespace tailor

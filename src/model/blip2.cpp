@@ -55,6 +55,39 @@ std::pair<Tensor, Tensor> Blip2ForConditionalGenerationImpl::encoder_inputs(cons
   return {torch::cat({f, embeds}, 1), mask};
 }
 
+Tensor Blip2ForConditionalGenerationImpl::image_slots(const Tensor& input_ids_cpu) const {
+  Tensor ids = input_ids_cpu.to(torch::kLong).contiguous();
+  int64_t B = ids.size(0), T = ids.size(1), Q = cfg.num_query_tokens;
+  Tensor slot = torch::full({B, T}, -1, torch::kLong);
+  if (cfg.image_token_index < 0) return slot;
+  const int64_t* p = ids.data_ptr<int64_t>();
+  int64_t* s = slot.data_ptr<int64_t>();
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t n = 0;
+    for (int64_t t = 0; t < T; ++t)
+      if (p[b * T + t] == cfg.image_token_index) s[b * T + t] = n++;
+    if (n != Q)
+      throw Error("prompt " + std::to_string(b) + " holds " + std::to_string(n) + " <image> tokens (id " +
+                  std::to_string(cfg.image_token_index) + ") for " + std::to_string(Q) + " query tokens");
+  }
+  return slot;
+}
+
+std::pair<Tensor, Tensor> Blip2ForConditionalGenerationImpl::encoder_inputs_by_slot(const Tensor& feats,
+                                                                                  const Tensor& input_ids,
+                                                                                  const Tensor& attention_mask,
+                                                                                  const Tensor& image_slot) {
+  if (cfg.image_token_index < 0) return encoder_inputs(feats, input_ids, attention_mask);
+  Tensor embeds = language_model->shared->forward(input_ids);
+  Tensor f = feats.to(embeds.scalar_type());
+  int64_t D = embeds.size(2);
+  // Row b, position t takes feats[b, slot[b,t]] where slot >= 0 (the same as masked_scatter, which
+  // fills the <image> positions in order with the row's query features).
+  Tensor index = image_slot.clamp_min(0).unsqueeze(-1).expand({-1, -1, D});
+  Tensor placed = f.gather(1, index);
+  return {torch::where((image_slot >= 0).unsqueeze(-1), placed, embeds), attention_mask};
+}
+
 std::pair<Tensor, Tensor> Blip2ForConditionalGenerationImpl::encode(const Tensor& feats, const Tensor& input_ids,
                                                                   const Tensor& attention_mask) {
   auto [embeds, mask] = encoder_inputs(feats, input_ids, attention_mask);

@@ -25,6 +25,14 @@ struct Blip2ForConditionalGenerationImpl : torch::nn::Module {
   std::pair<torch::Tensor, torch::Tensor> encoder_inputs(const torch::Tensor& image_feats,
                                                          const torch::Tensor& input_ids,
                                                          const torch::Tensor& attention_mask);
+  // The same without host synchronisation (capturable as a CUDA graph): image_slot [B,T] holds, for
+  // each <image> token, which query feature goes there, and -1 elsewhere (image_slots() makes it on
+  // the host, where the count is checked). Older checkpoints (no image_token_index) need no slots.
+  std::pair<torch::Tensor, torch::Tensor> encoder_inputs_by_slot(const torch::Tensor& image_feats,
+                                                                 const torch::Tensor& input_ids,
+                                                                 const torch::Tensor& attention_mask,
+                                                                 const torch::Tensor& image_slot);
+  torch::Tensor image_slots(const torch::Tensor& input_ids_cpu) const;
   // Full encoder pass from image features: hidden [B,S,D] and mask [B,S].
   std::pair<torch::Tensor, torch::Tensor> encode(const torch::Tensor& image_feats, const torch::Tensor& input_ids,
                                                  const torch::Tensor& attention_mask);

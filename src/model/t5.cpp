@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include <torch/version.h>
+
 namespace tailor {
 
 using torch::Tensor;
@@ -26,6 +28,14 @@ T5LayerNormImpl::T5LayerNormImpl(int64_t dim, double eps_) : eps(eps_) {
 }
 
 Tensor T5LayerNormImpl::forward(const Tensor& x) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
+  // On a GPU in half precision: ATen's fused RMSNorm, one kernel (and one in the backward pass) for
+  // the six below. It rounds once where HF rounds twice (to the weight's dtype, then after the
+  // multiplication by it), a difference within half precision's own rounding.
+  bool half = x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kHalf;
+  if (x.is_cuda() && half && weight.scalar_type() == x.scalar_type())
+    return at::rms_norm(x, {weight.size(0)}, weight, eps);
+#endif
   Tensor var = x.to(torch::kFloat).pow(2).mean(-1, true);
   Tensor h = x * torch::rsqrt(var + eps);
   if (weight.scalar_type() == torch::kHalf || weight.scalar_type() == torch::kBFloat16) h = h.to(weight.scalar_type());
@@ -245,6 +255,61 @@ Tensor T5StackImpl::decode_step(const Tensor& embeds, T5DecoderCache& cache) {
     h = clamp_half(b->ff_layer()->forward(h));
   }
   cache.length = total;
+  return final_layer_norm->forward(h);
+}
+
+void T5StackImpl::alloc_static_cache(T5StaticCache& cache, int64_t B, int64_t S, int64_t max_len,
+                                     const torch::TensorOptions& o) {
+  TORCH_CHECK(is_decoder, "alloc_static_cache() on the encoder stack");
+  cache = T5StaticCache();
+  int64_t H = cfg.num_heads, d = cfg.d_kv;
+  for (size_t i = 0; i < block->size(); ++i) {
+    // Zeros, not empty: masked keys get weight 0, and 0 * NaN from uninitialised memory would not be 0.
+    cache.self_k.push_back(torch::zeros({B, H, max_len, d}, o));
+    cache.self_v.push_back(torch::zeros({B, H, max_len, d}, o));
+    cache.cross_k.push_back(torch::zeros({B, H, S, d}, o));
+    cache.cross_v.push_back(torch::zeros({B, H, S, d}, o));
+  }
+  cache.cross_bias = torch::zeros({B, 1, 1, S}, o);
+  // Row t: the relative position bias of a query at t over keys 0..max_len-1 (decode_step's
+  // compute_bias(1, t+1, t) for keys <= t), keys after t masked.
+  auto first = block->ptr<T5BlockImpl>(0)->self_attention_layer()->SelfAttention;
+  torch::NoGradGuard ng;
+  Tensor bias = first->compute_bias(max_len, max_len, 0, o.device()).squeeze(0).transpose(0, 1).to(o.dtype());
+  Tensor later = torch::triu(torch::ones({max_len, max_len}, o.dtype(torch::kBool)), 1).unsqueeze(1);
+  cache.self_bias = bias.masked_fill(later, min_value(o.dtype().toScalarType())).contiguous();  // [t, H, k]
+  cache.position = torch::zeros({1}, o.dtype(torch::kLong));
+  cache.max_len = max_len;
+}
+
+void T5StackImpl::fill_static_cache(T5StaticCache& cache, const Tensor& enc_hidden, const Tensor& enc_mask) {
+  for (size_t i = 0; i < block->size(); ++i) {
+    auto& C = block->ptr<T5BlockImpl>(i)->cross_attention_layer()->EncDecAttention;
+    cache.cross_k[i].copy_(C->split_heads(C->k->forward(enc_hidden)));
+    cache.cross_v[i].copy_(C->split_heads(C->v->forward(enc_hidden)));
+  }
+  cache.cross_bias.copy_(padding_bias(enc_mask, cache.cross_bias.scalar_type()));
+  cache.position.zero_();
+}
+
+Tensor T5StackImpl::decode_step_static(const Tensor& embeds, T5StaticCache& cache) {
+  TORCH_CHECK(embeds.size(1) == 1, "decode_step_static takes one token per row");
+  Tensor h = embeds;
+  int64_t H = cfg.num_heads, N = cache.max_len;
+  Tensor self_bias = cache.self_bias.index_select(0, cache.position).view({1, H, 1, N});
+  for (size_t i = 0; i < block->size(); ++i) {
+    auto b = block->ptr<T5BlockImpl>(i);
+    auto sa = b->self_attention_layer();
+    auto& A = sa->SelfAttention;
+    Tensor n = sa->layer_norm->forward(h);
+    cache.self_k[i].index_copy_(2, cache.position, A->split_heads(A->k->forward(n)));
+    cache.self_v[i].index_copy_(2, cache.position, A->split_heads(A->v->forward(n)));
+    h = clamp_half(h + A->attend(n, cache.self_k[i], cache.self_v[i], self_bias));
+    auto ca = b->cross_attention_layer();
+    Tensor n2 = ca->layer_norm->forward(h);
+    h = clamp_half(h + ca->EncDecAttention->attend(n2, cache.cross_k[i], cache.cross_v[i], cache.cross_bias));
+    h = clamp_half(b->ff_layer()->forward(h));
+  }
   return final_layer_norm->forward(h);
 }
 

@@ -95,6 +95,19 @@ struct T5DecoderCache {
   void reorder(const torch::Tensor& index);     // beam search: pick rows
 };
 
+// The decoder's state with fixed shapes (HF's StaticCache + cache_position): self-attention K/V for
+// max_len tokens, each new token's written at `position`, a device scalar, so a step reads no host
+// value and changes no shape and can be captured once as a CUDA graph and replayed. Keys past
+// `position` are masked out by `self_bias`.
+struct T5StaticCache {
+  std::vector<torch::Tensor> self_k, self_v;    // [B, H, max_len, d]
+  std::vector<torch::Tensor> cross_k, cross_v;  // [B, H, S, d]
+  torch::Tensor cross_bias;                     // [B, 1, 1, S] padding mask
+  torch::Tensor self_bias;                      // [max_len, H, max_len]: row t = position bias of query t, dtype-min past t
+  torch::Tensor position;                       // [1] int64, on the device
+  int64_t max_len = 0;
+};
+
 struct T5StackImpl : torch::nn::Module {
   T5StackImpl(const T5Config& c, bool is_decoder);
   // Encoder: embeds [B,T,D], mask [B,T] (1 = token) -> hidden [B,T,D].
@@ -104,6 +117,12 @@ struct T5StackImpl : torch::nn::Module {
   // Decoder for new tokens only, using and extending the cache.
   torch::Tensor decode_step(const torch::Tensor& embeds, T5DecoderCache& cache);
   void init_cache(T5DecoderCache& cache, const torch::Tensor& enc_hidden, const torch::Tensor& enc_mask);
+  // Static cache: allocate once for B rows, S encoder positions and max_len tokens (options: the
+  // model's dtype and device); fill from an encoder output (cross K/V, position 0) before each
+  // sequence; one step appends embeds [B,1,D] at the cache's position (the caller advances it).
+  void alloc_static_cache(T5StaticCache& cache, int64_t B, int64_t S, int64_t max_len, const torch::TensorOptions& o);
+  void fill_static_cache(T5StaticCache& cache, const torch::Tensor& enc_hidden, const torch::Tensor& enc_mask);
+  torch::Tensor decode_step_static(const torch::Tensor& embeds, T5StaticCache& cache);
 
   torch::nn::ModuleList block;
   T5LayerNorm final_layer_norm{nullptr};

@@ -20,6 +20,7 @@
 #include "model/weights.h"
 #include "train/augment.h"
 #include "train/distributed.h"
+#include "train/optimizer.h"
 #include "train/schedule.h"
 #include "util/error.h"
 #include "util/fs.h"
@@ -81,13 +82,8 @@ std::vector<int64_t> epoch_order(const std::vector<VqaPair>& pairs, uint64_t see
 }
 
 // Group 0 gets lr; a second group (the image side, see image_lr_scale) gets lr * image_scale.
-void set_lr(torch::optim::Optimizer& opt, const std::string& kind, double lr, double image_scale) {
-  for (size_t i = 0; i < opt.param_groups().size(); ++i) {
-    auto& g = opt.param_groups()[i];
-    double v = i == 0 ? lr : lr * image_scale;
-    if (kind == "adam") static_cast<torch::optim::AdamOptions&>(g.options()).lr(v);
-    else static_cast<torch::optim::AdamWOptions&>(g.options()).lr(v);
-  }
+void set_lr(FlatAdam& opt, size_t groups, double lr, double image_scale) {
+  for (size_t i = 0; i < groups; ++i) opt.set_lr(i, i == 0 ? lr : lr * image_scale);
 }
 
 // The random generators whose state a resumed run must continue from: the CPU one (dropout on the
@@ -105,7 +101,7 @@ std::string serialized(const T& value) {
   return s.str();
 }
 
-// checkpoint/: trainable.safetensors, optimizer.pt, rng_N.pt, state.json, each written with fsync.
+// checkpoint/: trainable.safetensors, optimizer.safetensors, rng_N.pt, state.json, each written with fsync.
 // The directory is built as checkpoint.tmp and swapped in by renames, so a kill at any moment leaves
 // either the previous complete checkpoint or the new one (as checkpoint/ or, for an instant,
 // checkpoint.old/, which load_checkpoint falls back to).
@@ -123,13 +119,13 @@ void write_f32_safetensors(const std::string& path, const std::vector<std::pair<
 }
 
 void save_checkpoint(const std::string& out_dir, const RunState& st, const json& fp,
-                     const std::vector<std::pair<std::string, Tensor>>& trainable, torch::optim::Optimizer& opt,
+                     const std::vector<std::pair<std::string, Tensor>>& trainable, FlatAdam& opt,
                      const torch::Device& dev) {
   std::string dir = join_path(out_dir, "checkpoint"), tmp = dir + ".tmp", old = dir + ".old";
   remove_tree(tmp);
   make_dirs(tmp);
   write_f32_safetensors(join_path(tmp, "trainable.safetensors"), trainable);
-  write_file_atomic(join_path(tmp, "optimizer.pt"), serialized(opt));
+  write_f32_safetensors(join_path(tmp, "optimizer.safetensors"), opt.state());
   std::vector<at::Generator> gens = generators(dev);
   for (size_t i = 0; i < gens.size(); ++i)
     write_file_atomic(join_path(tmp, "rng_" + std::to_string(i) + ".pt"), serialized(gens[i].get_state()));
@@ -146,7 +142,7 @@ void save_checkpoint(const std::string& out_dir, const RunState& st, const json&
 }
 
 bool load_checkpoint(const std::string& out_dir, RunState& st, const json& fp,
-                     const std::vector<std::pair<std::string, Tensor>>& trainable, torch::optim::Optimizer& opt,
+                     const std::vector<std::pair<std::string, Tensor>>& trainable, FlatAdam& opt,
                      const torch::Device& dev) {
   std::string dir = join_path(out_dir, "checkpoint");
   if (!fs::exists(dir) && fs::exists(join_path(dir + ".old", "state.json"))) dir += ".old";
@@ -174,8 +170,12 @@ bool load_checkpoint(const std::string& out_dir, RunState& st, const json& fp,
     const_cast<Tensor&>(p).copy_(t.to(p.device(), p.scalar_type()));
   }
   {
-    std::istringstream in(read_file(join_path(dir, "optimizer.pt")));
-    torch::load(opt, in);
+    std::string path = join_path(dir, "optimizer.safetensors");
+    if (!fs::exists(path)) throw Error("--resume: " + path + " is missing (a checkpoint of an older tailor?)");
+    Checkpoint oc = Checkpoint::open(path);
+    std::vector<std::pair<std::string, Tensor>> named;
+    for (const std::string& name : oc.names()) named.emplace_back(name, tensor_from_view(oc.get(name)));
+    opt.load_state(named, path);
   }
   std::vector<at::Generator> gens = generators(dev);
   if (s.value("generators", size_t(0)) != gens.size())
@@ -358,21 +358,23 @@ TrainResult train_model(const TrainOptions& o) {
                 data.images.size(), use_cache ? "on" : "off");
   std::fflush(stdout);
 
-  std::unique_ptr<torch::optim::Optimizer> opt;
   // One group, or (image_lr_scale != 1) the language model's parameters and the image side's apart.
-  std::vector<torch::optim::OptimizerParamGroup> groups;
+  std::vector<std::vector<Tensor>> groups;
   if (o.image_lr_scale == 1.0) {
-    groups.emplace_back(params);
+    groups.push_back(params);
   } else {
     std::vector<Tensor> lang, image;
     for (const auto& [name, p] : trainable) (name.rfind("language_model.", 0) == 0 ? lang : image).push_back(p);
     if (lang.empty() || image.empty()) throw Error("--image-lr-scale needs both the language model and the image side trained");
-    groups.emplace_back(lang);
-    groups.emplace_back(image);
+    groups.push_back(lang);
+    groups.push_back(image);
   }
-  std::tuple<double, double> betas{0.9, o.adam_beta2};
-  if (o.optimizer == "adam") opt = std::make_unique<torch::optim::Adam>(groups, torch::optim::AdamOptions(o.lr).betas(betas));
-  else opt = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(o.lr).betas(betas).weight_decay(o.weight_decay));
+  FlatAdamOptions ao;
+  ao.lr = o.lr;
+  ao.beta2 = o.adam_beta2;
+  ao.decoupled = o.optimizer == "adamw";
+  ao.weight_decay = o.optimizer == "adamw" ? o.weight_decay : 0.0;  // --optimizer adam: no decay, as before
+  FlatAdam opt(groups, ao);
 
   // ---- schedule and state -------------------------------------------------------------------
   const int64_t n = static_cast<int64_t>(pairs.size());
@@ -393,7 +395,7 @@ TrainResult train_model(const TrainOptions& o) {
     // Every rank loads the checkpoint (weights, optimizer state, position); rank 0 alone fixes the log.
     // With image-side pre-training, its finished result alone is enough to resume from (a kill
     // before the first checkpoint).
-    resumed = load_checkpoint(o.out_dir, st, fp, trainable, *opt, dev);
+    resumed = load_checkpoint(o.out_dir, st, fp, trainable, opt, dev);
     if (!resumed && o.pretrain.epochs == 0)
       throw Error("--resume: no checkpoint in " + join_path(o.out_dir, "checkpoint"));
     if (resumed && o.pretrain.epochs > 0 && !have_pretrained)
@@ -581,7 +583,7 @@ TrainResult train_model(const TrainOptions& o) {
   while (st.step < total_steps && st.epoch < o.epochs) {
     std::vector<int64_t> order = epoch_order(pairs, o.seed, st.epoch);
     while (st.pos < n && st.step < total_steps) {
-      opt->zero_grad();
+      opt.zero_grad();
       // The step's global batches (what one process trains on). Each batch's loss is divided by the
       // number of batches actually used, so a short step at the epoch's end is a mean too. [dist] This
       // rank takes its part of each batch; its loss (a mean over its label tokens) is weighted by its
@@ -623,10 +625,10 @@ TrainResult train_model(const TrainOptions& o) {
         append_line_durable(join_path(trace_dir, "rank" + std::to_string(o.world.rank) + ".jsonl"),
                             json({{"epoch", st.epoch}, {"step", st.step + 1}, {"pairs", ids}}).dump());
       }
-      if (o.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(params, o.max_grad_norm);
+      if (o.max_grad_norm > 0) opt.clip_grad_norm(o.max_grad_norm);
       double lr = warmup_cosine_lr(o.lr, o.warmup_ratio, st.step, total_steps);
-      set_lr(*opt, o.optimizer, lr, o.image_lr_scale);
-      opt->step();
+      set_lr(opt, groups.size(), lr, o.image_lr_scale);
+      opt.step();
       st.step++;
       res.step_losses.push_back(step_loss);
       double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -648,7 +650,7 @@ TrainResult train_model(const TrainOptions& o) {
       }
       if (main_rank && ((o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0) ||
                         (o.checkpoint_every == 0 && epoch_end)))  // [dist] rank 0 writes
-        save_checkpoint(o.out_dir, st, fp, trainable, *opt, dev);
+        save_checkpoint(o.out_dir, st, fp, trainable, opt, dev);
       if (epoch_end) break;  // the next epoch has its own order
     }
   }
@@ -658,7 +660,7 @@ TrainResult train_model(const TrainOptions& o) {
     std::printf("data-parallel: %lld of %lld bucket all-reduces started during the backward pass\n",
                 (long long)reducer->buckets_started_in_backward(), (long long)reducer->buckets_started());
   if (!main_rank) return res;  // [dist] checkpoint and outputs are rank 0's
-  save_checkpoint(o.out_dir, st, fp, trainable, *opt, dev);
+  save_checkpoint(o.out_dir, st, fp, trainable, opt, dev);
 
   // ---- outputs ------------------------------------------------------------------------------
   b.task.attributes.clear();

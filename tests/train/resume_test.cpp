@@ -124,7 +124,7 @@ int64_t checkpoint_step(const std::string& out) {
   json s = json::parse(read_file(dir + "/state.json"));
   Checkpoint ck = Checkpoint::open(dir + "/trainable.safetensors");  // throws on a torn file
   EXPECT_FALSE(ck.names().empty());
-  EXPECT_TRUE(fs::exists(dir + "/optimizer.pt"));
+  EXPECT_TRUE(fs::exists(dir + "/optimizer.safetensors"));
   return s["step"].get<int64_t>();
 }
 

@@ -28,3 +28,5 @@ if [ ! -f $B/build.ninja ] || ! grep -q "TAILOR_WITH_C10D:BOOL=$C10D" $B/CMakeCa
 fi
 cmake --build $B -j"$(nproc)" --target tailor tailor_gpu_bench 2>&1 | grep -E "error|warning: unused|FAILED|Linking" | head -40
 ls -la $B/tailor $B/tailor_gpu_bench
+# The Kineto profiler tool is optional: its API moves between libtorch versions.
+cmake --build $B -j"$(nproc)" --target tailor_gpu_profile 2>&1 | grep -E "error|FAILED" | head -20 || true

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole GPU run in one go (tools/gpu/README in docs/gpu.md): build tailor against the CUDA
 # libtorch, make the full-size model and HF's reference outputs, check tailor against them, then time
-# tailor and HF+PEFT side by side. STAGE=parity|bench|profile|all; STAGE=real trains from scratch on the
+# tailor and HF+PEFT side by side. STAGE=parity|bench|profile|perf|all (perf: graph checks, tailor eager
+# and graphed, the kernel profile and HF, without the parity step); STAGE=real trains from scratch on the
 # real catalog (tools/gpu/real_train.sh), STAGE=serve runs bench/serve_bench.sh on the xl shape. Results: $OUT/*.jsonl, $OUT/parity.json.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,8 +24,26 @@ if [ "$STAGE" = serve ]; then
   done
   exit 0
 fi
-if [ "$STAGE" = profile ]; then export XL_MODEL_ONLY=1; fi
+if [ "$STAGE" = profile ] || [ "$STAGE" = perf ]; then export XL_MODEL_ONLY=1; fi
 python3 tools/gpu/xl_reference.py || exit 1
+if [ "$STAGE" = perf ]; then
+  # Correctness of the CUDA-graph paths first (greedy ids, training losses), then the numbers.
+  IMG=.gpu/parity_images/10003.jpg
+  $BENCH gencheck /tmp/xl .gpu/parity_images f32 | tee $OUT/checks.jsonl
+  $BENCH gencheck /tmp/xl .gpu/parity_images bf16 | tee -a $OUT/checks.jsonl
+  $BENCH traincheck /tmp/xl 32 6 | tee -a $OUT/checks.jsonl
+  $BENCH train /tmp/xl ${TRAIN_BATCHES:-8,32,64,128} 10 nocache graph | tee $OUT/tailor_train.jsonl
+  $BENCH train /tmp/xl 128,256 10 cache graph | tee -a $OUT/tailor_train.jsonl
+  $BENCH train /tmp/xl 32,128 5 nocache eager | tee -a $OUT/tailor_train.jsonl
+  $BENCH generate /tmp/xl $IMG 1,32,128 10 graph | tee $OUT/tailor_generate.jsonl
+  $BENCH generate /tmp/xl $IMG 1,128 5 eager | tee -a $OUT/tailor_generate.jsonl
+  [ -x /tmp/tailor-build/tailor_gpu_profile ] && /tmp/tailor-build/tailor_gpu_profile /tmp/xl $IMG | tee $OUT/profile.txt
+  if [ -z "${NO_HF:-}" ]; then
+    python3 tools/gpu/hf_bench.py train 8,32,64,128 10 | tee $OUT/hf_train.jsonl
+    python3 tools/gpu/hf_bench.py generate 1,32,128 10 $IMG | tee $OUT/hf_generate.jsonl
+  fi
+  exit 0
+fi
 if [ "$STAGE" != bench ] && [ "$STAGE" != profile ]; then
   for dt in f32 bf16; do $BENCH parity /tmp/xl /tmp/xl_inputs.safetensors /tmp/xl_tailor_$dt.safetensors $dt || exit 1; done
   python3 tools/gpu/compare.py | tee $OUT/parity.json

@@ -2,8 +2,10 @@
 // side-by-side benchmark of issue 7. Built only with -DTAILOR_GPU_TOOLS=ON.
 //
 //   tailor_gpu_bench parity   MODEL_DIR INPUTS.safetensors OUT.safetensors f32|bf16
-//   tailor_gpu_bench train    MODEL_DIR BATCH[,BATCH...] STEPS cache|nocache
-//   tailor_gpu_bench generate MODEL_DIR IMAGE.jpg BATCH[,BATCH...] REPEATS
+//   tailor_gpu_bench train      MODEL_DIR BATCH[,BATCH...] STEPS cache|nocache [eager|graph]
+//   tailor_gpu_bench traincheck MODEL_DIR BATCH STEPS            graphed step = eager step
+//   tailor_gpu_bench generate   MODEL_DIR IMAGE.jpg BATCH[,BATCH...] REPEATS [eager|graph]
+//   tailor_gpu_bench gencheck   MODEL_DIR IMAGES_DIR f32|bf16      graphed greedy ids = eager ones
 // Prints one JSON line per measurement.
 #include <ATen/Context.h>
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -11,58 +13,26 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <memory>
 
 #include "catalog/images.h"
 #include "infer/batch.h"
+#include "infer/cuda_graph.h"
 #include "infer/generate.h"
+#include "infer/static_generate.h"
 #include "model/model_dir.h"
 #include "model/weights.h"
 #include "train/lora.h"
+#include "train/optimizer.h"
 #include "util/fs.h"
+#include "util/parallel.h"
+#include "bench_common.h"
 
 using namespace tailor;
 using torch::Tensor;
-
-static void sync() { torch::cuda::synchronize(); }
-static double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-static double peak_gib() {
-  auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
-  return stats.allocated_bytes[0].peak / double(1ull << 30);
-}
-static void reset_peak() { c10::cuda::CUDACachingAllocator::resetPeakStats(0); }
-
-// Model FLOPs per training sample as the issue counts them: the frozen image side forward, the T5
-// forward, and the T5 backward to its inputs (about one more forward).
-struct Flops {
-  double image = 0, t5 = 0;
-};
-static Flops flops_per_sample(const Blip2Config& c, int64_t enc_len, int64_t dec_len) {
-  Flops f;
-  const auto& v = c.vision;
-  double T = double(v.num_positions());
-  double d = v.hidden_size;
-  f.image += 2.0 * (T - 1) * 3 * v.patch_size * v.patch_size * d;
-  f.image += v.num_hidden_layers * (2.0 * T * (4 * d * d + 2 * d * v.intermediate_size) + 4.0 * T * T * d);
-  const auto& q = c.qformer;
-  double Q = c.num_query_tokens, h = q.hidden_size;
-  for (int64_t i = 0; i < q.num_hidden_layers; ++i) {
-    f.image += 2.0 * Q * (4 * h * h + 2 * h * q.intermediate_size) + 4.0 * Q * Q * h;
-    if (i % q.cross_attention_frequency == 0) f.image += 2.0 * (2 * Q * h * h + 2 * T * d * h) + 4.0 * Q * T * h;
-  }
-  f.image += 2.0 * Q * h * c.text.d_model;
-  const auto& t = c.text;
-  double D = t.d_model, I = double(t.num_heads) * t.d_kv, F = t.d_ff * (t.is_gated_act ? 3 : 2);
-  double E = enc_len, L = dec_len;
-  f.t5 += t.num_layers * (2.0 * E * (4 * D * I + D * F) + 4.0 * E * E * I);
-  f.t5 += t.num_decoder_layers * (2.0 * L * (4 * D * I + D * F) + 4.0 * L * L * I + 2.0 * (2 * L * D * I + 2 * E * D * I) + 4.0 * L * E * I);
-  f.t5 += 2.0 * L * D * t.vocab_size;
-  return f;
-}
 
 static int parity(const std::string& dir, const std::string& inputs, const std::string& out, const std::string& dt) {
   at::globalContext().setAllowTF32CuBLAS(false);
@@ -106,130 +76,129 @@ static std::vector<int64_t> parse_list(const std::string& s) {
   return v;
 }
 
-static int train_bench(Blip2Bundle& b, int64_t B, int steps, bool cache) {
-  torch::Device dev(torch::kCUDA);
+static int train_bench(Blip2Bundle& b, int64_t B, int steps, bool cache, bool graph) {
   // TAILOR_NO_TF32=1: float32 matmuls (the Q-Former, LoRA) without TF32, as HF runs them.
   if (std::getenv("TAILOR_NO_TF32")) at::globalContext().setAllowTF32CuBLAS(false);
-  auto& m = b.model;
-  for (auto& p : m->parameters()) p.set_requires_grad(false);
-  LoraOptions lo;
-  static LoraSummary ls;
-  if (ls.modules.empty()) ls = attach_lora(*m, lo);
-  for (auto& p : m->parameters()) p.set_requires_grad(false);
-  for (auto& item : m->named_parameters(true))
-    if (item.key().find("lora_") != std::string::npos) item.value().set_requires_grad(true);
-  std::vector<Tensor> params;
-  for (auto& p : m->parameters())
-    if (p.requires_grad()) params.push_back(p);
-  torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-4));
-  m->train();
-  m->vision_model->eval();
-  m->qformer->eval();
-  const int64_t Q = b.cfg.num_query_tokens, Tq = 16, La = 8;
-  auto lo_ = torch::TensorOptions().dtype(torch::kLong).device(dev);
-  Tensor ids = torch::randint(3, 1000, {B, Q + Tq}, lo_);
-  ids.narrow(1, 0, Q).fill_(b.cfg.image_token_index);
-  Tensor mask = torch::ones({B, Q + Tq}, lo_);
-  Tensor labels = torch::randint(3, 1000, {B, La}, lo_);
-  Tensor pixels = torch::randn({B, 3, b.cfg.vision.image_size, b.cfg.vision.image_size}, torch::TensorOptions().device(dev));
-  Tensor cached_q;
-  if (cache) {
-    torch::NoGradGuard ng;
-    cached_q = m->qformer_features(m->vision_model->forward(pixels.to(torch::kBFloat16)));
-  }
-  auto step = [&] {
-    Tensor q;
-    if (cache) {
-      q = cached_q;
-    } else {
-      torch::NoGradGuard ng;
-      q = m->qformer_features(m->vision_model->forward(pixels.to(torch::kBFloat16)));
-    }
-    Tensor feats = m->language_projection->forward(q.to(torch::kBFloat16));
-    auto enc = m->encode(feats, ids, mask);
-    Tensor loss = lm_loss(m->language_model->forward_labels(enc.first, enc.second, labels), labels);
-    opt.zero_grad();
-    loss.backward();
-    torch::nn::utils::clip_grad_norm_(params, 1.0);
-    opt.step();
-    return loss;
-  };
-  for (int i = 0; i < 3; ++i) step();
+  TrainStep s = make_train_step(b, B, cache, 1);
+  CudaGraph g;
+  g.capture([&] { s.run(); }, graph, /*warmups=*/3);
   sync();
-  // Where the time goes: the frozen image side alone, and the T5 part alone (from cached features).
-  {
-    std::vector<double> img, t5;
-    Tensor q0;
-    {
-      torch::NoGradGuard ng;
-      q0 = m->qformer_features(m->vision_model->forward(pixels.to(torch::kBFloat16)));
-    }
+  if (!graph) {  // the same three warm-up steps
+    for (int i = 0; i < 3; ++i) g.replay();
+    sync();
+  }
+  // Where the time goes (eager only): the frozen image side alone, and the rest.
+  if (!graph && !cache) {
+    std::vector<double> img;
     for (int i = 0; i < 5; ++i) {
       double t0 = now();
-      {
-        torch::NoGradGuard ng;
-        m->qformer_features(m->vision_model->forward(pixels.to(torch::kBFloat16)));
-      }
+      s.image_side();
       sync();
-      double t1 = now();
-      Tensor feats = m->language_projection->forward(q0.to(torch::kBFloat16));
-      auto enc = m->encode(feats, ids, mask);
-      Tensor loss = lm_loss(m->language_model->forward_labels(enc.first, enc.second, labels), labels);
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-      sync();
-      img.push_back(t1 - t0);
-      t5.push_back(now() - t1);
+      img.push_back(now() - t0);
     }
-    std::sort(img.begin(), img.end());
-    std::sort(t5.begin(), t5.end());
-    Flops f = flops_per_sample(b.cfg, Q + Tq, La);
-    std::printf("{\"bench\": \"train_parts\", \"batch\": %lld, \"image_side_ms\": %.1f, \"image_tflops\": %.0f, "
-                "\"t5_fwd_bwd_step_ms\": %.1f, \"t5_tflops\": %.0f}\n",
-                (long long)B, img[2] * 1e3, B * f.image / img[2] / 1e12, t5[2] * 1e3, B * 2 * f.t5 / t5[2] / 1e12);
+    Flops f = flops_per_sample(b.cfg, b.cfg.num_query_tokens + 16, 8);
+    double mi = median(img);
+    std::printf("{\"bench\": \"train_parts\", \"batch\": %lld, \"image_side_ms\": %.1f, \"image_tflops\": %.0f}\n",
+                (long long)B, mi * 1e3, B * f.image / mi / 1e12);
   }
   reset_peak();
   std::vector<double> times;
-  Tensor last;
   for (int i = 0; i < steps; ++i) {
     double t0 = now();
-    last = step();
+    g.replay();
     sync();
     times.push_back(now() - t0);
   }
-  std::sort(times.begin(), times.end());
-  double med = times[times.size() / 2];
-  Flops f = flops_per_sample(b.cfg, Q + Tq, La);
+  double med = median(times);
+  Flops f = flops_per_sample(b.cfg, b.cfg.num_query_tokens + 16, 8);
   double per_sample = (cache ? 0 : f.image) + 2 * f.t5;
   double sps = B / med;
-  std::printf("{\"bench\": \"train\", \"impl\": \"tailor\", \"batch\": %lld, \"cache\": %s, \"step_ms\": %.1f, "
+  LoraSummary& ls = lora_once(b);
+  std::printf("{\"bench\": \"train\", \"impl\": \"tailor\", \"graph\": %s, \"batch\": %lld, \"cache\": %s, \"step_ms\": %.1f, "
               "\"samples_per_s\": %.1f, \"tflop_per_sample\": %.3f, \"mfu_800\": %.3f, \"peak_gib\": %.1f, "
               "\"lora_modules\": %zu, \"lora_params\": %lld, \"loss\": %.4f}\n",
-              (long long)B, cache ? "true" : "false", med * 1e3, sps, per_sample / 1e12, sps * per_sample / 800e12,
-              peak_gib(), ls.modules.size(), (long long)ls.trainable_parameters, last.item<double>());
+              graph ? "true" : "false", (long long)B, cache ? "true" : "false", med * 1e3, sps, per_sample / 1e12,
+              sps * per_sample / 800e12, peak_gib(), ls.modules.size(), (long long)ls.trainable_parameters,
+              s.loss.item<double>());
+  std::fflush(stdout);
   return 0;
 }
 
-static int generate_bench(Blip2Bundle& b, const std::string& image, int64_t B, int repeats) {
+// The graphed training step against the eager one from the same start, dropout off (T5 in eval
+// mode, which also turns LoRA's dropout off): the losses of the first steps must agree.
+static int train_check(Blip2Bundle& b, int64_t B, int steps) {
+  std::vector<double> eager, graphed;
+  for (int mode = 0; mode < 2; ++mode) {
+    TrainStep s = make_train_step(b, B, false, 7);
+    b.model->eval();
+    CudaGraph g;
+    std::vector<double>& out = mode == 0 ? eager : graphed;
+    if (mode == 0) {
+      for (int i = 0; i < steps; ++i) {
+        s.run();
+        out.push_back(s.loss.item<double>());
+      }
+    } else {
+      g.capture([&] { s.run(); }, true, /*warmups=*/1);
+      out.push_back(s.loss.item<double>());
+      for (int i = 1; i < steps; ++i) {
+        g.replay();
+        out.push_back(s.loss.item<double>());
+      }
+    }
+  }
+  double worst = 0;
+  std::printf("{\"check\": \"train_graph\", \"batch\": %lld, \"eager\": [", (long long)B);
+  for (size_t i = 0; i < eager.size(); ++i) std::printf("%s%.5f", i ? ", " : "", eager[i]);
+  std::printf("], \"graph\": [");
+  for (size_t i = 0; i < graphed.size(); ++i) {
+    std::printf("%s%.5f", i ? ", " : "", graphed[i]);
+    worst = std::max(worst, std::abs(graphed[i] - eager[i]) / std::abs(eager[i]));
+  }
+  bool moved = std::abs(eager.back() - eager.front()) > 1e-3 * std::abs(eager.front());
+  bool ok = worst < 2e-3 && moved;
+  std::printf("], \"max_rel_diff\": %.2e, \"loss_moved\": %s, \"ok\": %s}\n", worst, moved ? "true" : "false",
+              ok ? "true" : "false");
+  std::fflush(stdout);
+  return ok ? 0 : 1;
+}
+
+// Decoding B copies of the photo's bytes on the host's cores, as a server's request threads would.
+static std::vector<ImageRGB> decode_copies(const std::vector<uint8_t>& bytes, int64_t B) {
+  std::vector<ImageRGB> imgs(B);
+  std::atomic<int64_t> next{0};
+  run_on_threads(std::min<int>(worker_count(0), int(B)), [&] {
+    for (int64_t i; (i = next++) < B;) imgs[i] = decode_image(bytes);
+  });
+  return imgs;
+}
+
+static int generate_bench(Blip2Bundle& b, StaticGreedyGenerator* fast, const std::string& image, int64_t B, int repeats) {
   torch::Device dev(torch::kCUDA);
   std::vector<uint8_t> bytes = read_file_bytes(image);
   GenerationOptions g;
   g.max_new_tokens = 10;
   g.min_new_tokens = 10;  // the same amount of work as HF's run, whatever random weights predict
   std::string prompt = "Question: What is the sleeve length of the shirt in this picture? Answer: ";
+  std::string first;
   auto once = [&] {
     torch::NoGradGuard ng;
-    std::vector<ImageRGB> imgs;
-    for (int64_t i = 0; i < B; ++i) imgs.push_back(decode_image(bytes));  // from image bytes
+    std::vector<ImageRGB> imgs = decode_copies(bytes, B);  // from image bytes
     std::vector<const ImageRGB*> ptrs;
     for (auto& i : imgs) ptrs.push_back(&i);
-    Tensor px = pixel_batch(ptrs, b.image_cfg).to(dev, /*non_blocking=*/true);
-    Tensor feats = b.model->image_features(px);
+    Tensor px = pixel_batch(ptrs, b.image_cfg, /*pinned=*/true).to(dev, /*non_blocking=*/true);
     TokenBatch tb = prompt_batch(*b.tokenizer, std::vector<std::string>(B, prompt), b.cfg);
-    auto enc = b.model->encode(feats, tb.ids.to(dev), tb.mask.to(dev));
-    Tensor out = generate_tokens(b.model->language_model, enc.first, enc.second, g).cpu();
-    std::string text = b.tokenizer->decode(strip_generated(out[0], 1, 0));
+    Tensor out;
+    if (fast) {
+      std::vector<int64_t> rows(B);
+      for (int64_t i = 0; i < B; ++i) rows[i] = i;
+      out = fast->generate(px, rows, tb.ids, tb.mask, g);
+    } else {
+      Tensor feats = b.model->image_features(px);
+      auto enc = b.model->encode(feats, tb.ids.to(dev), tb.mask.to(dev));
+      out = generate_tokens(b.model->language_model, enc.first, enc.second, g).cpu();
+    }
+    first = b.tokenizer->decode(strip_generated(out[0], 1, 0));
     return out.size(1);
   };
   for (int i = 0; i < 3; ++i) once();
@@ -243,12 +212,60 @@ static int generate_bench(Blip2Bundle& b, const std::string& image, int64_t B, i
     sync();
     times.push_back(now() - t0);
   }
-  std::sort(times.begin(), times.end());
-  double med = times[times.size() / 2];
-  std::printf("{\"bench\": \"generate\", \"impl\": \"tailor\", \"batch\": %lld, \"new_tokens\": %lld, \"ms\": %.1f, "
+  double med = median(times);
+  std::printf("{\"bench\": \"generate\", \"impl\": \"tailor\", \"graph\": %s, \"batch\": %lld, \"new_tokens\": %lld, \"ms\": %.1f, "
               "\"answers_per_s\": %.1f, \"peak_gib\": %.1f}\n",
-              (long long)B, (long long)ntok, med * 1e3, B / med, peak_gib());
+              fast ? "true" : "false", (long long)B, (long long)ntok, med * 1e3, B / med, peak_gib());
+  std::fflush(stdout);
   return 0;
+}
+
+// Greedy ids through CUDA graphs against generate_tokens() on the same photos and questions: equal
+// in float32 (TF32 off); in bf16 the share of equal tokens is reported (random weights make near
+// ties, and the kernels differ: attention over the whole static cache).
+static int generate_check(const std::string& dir, const std::string& images_dir, const std::string& dt) {
+  torch::Device dev(torch::kCUDA);
+  bool f32 = dt == "f32";
+  at::globalContext().setAllowTF32CuBLAS(!f32);
+  Blip2Bundle b = load_model_dir(dir, dev, f32 ? torch::kFloat : torch::kBFloat16);
+  b.model->eval();
+  torch::NoGradGuard ng;
+  std::vector<ImageRGB> imgs;
+  for (const char* id : {"10003", "10005", "10006", "10009"})
+    imgs.push_back(load_image(images_dir + "/" + id + ".jpg"));
+  std::vector<const ImageRGB*> ptrs;
+  for (auto& i : imgs) ptrs.push_back(&i);
+  Tensor px = pixel_batch(ptrs, b.image_cfg).to(dev);
+  std::vector<std::string> prompts = {"Question: What is the sleeve length of the shirt in this picture? Answer: ",
+                                      "Question: What is the colour of the shirt in this picture? Answer: ",
+                                      "Question: What is the pattern? Answer: ",
+                                      "Question: What is the neck type of the shirt in this picture? Answer: ",
+                                      "Question: Describe it. Answer: "};
+  std::vector<int64_t> rows = {0, 1, 2, 3, 1};
+  TokenBatch tb = prompt_batch(*b.tokenizer, prompts, b.cfg);
+  StaticGreedyGenerator fast(b.model, true);
+  int64_t same = 0, total = 0;
+  bool shapes_ok = true;
+  for (int max_new : {10, 20}) {
+    GenerationOptions g;
+    g.max_new_tokens = max_new;
+    Tensor feats = b.model->image_features(px).index_select(0, torch::tensor(rows, torch::kLong).to(dev));
+    auto enc = b.model->encode(feats, tb.ids.to(dev), tb.mask.to(dev));
+    Tensor want = generate_tokens(b.model->language_model, enc.first, enc.second, g).cpu();
+    Tensor got = fast.generate(px, rows, tb.ids, tb.mask, g);
+    if (got.sizes() != want.sizes()) {
+      shapes_ok = false;
+      continue;
+    }
+    same += (got == want).sum().item<int64_t>();
+    total += want.numel();
+  }
+  bool ok = shapes_ok && (f32 ? same == total : same >= 0.9 * total);
+  std::printf("{\"check\": \"generate_graph\", \"dtype\": \"%s\", \"same_tokens\": %lld, \"tokens\": %lld, "
+              "\"graphs\": %zu, \"ok\": %s}\n",
+              dt.c_str(), (long long)same, (long long)total, fast.graphs_captured(), ok ? "true" : "false");
+  std::fflush(stdout);
+  return ok ? 0 : 1;
 }
 
 int main(int argc, char** argv) {
@@ -259,19 +276,29 @@ int main(int argc, char** argv) {
   std::string mode = argv[1];
   try {
     if (mode == "parity" && argc == 6) return parity(argv[2], argv[3], argv[4], argv[5]);
-    if (mode == "train" && argc == 6) {
+    if (mode == "train" && (argc == 6 || argc == 7)) {
+      bool graph = argc == 7 && std::string(argv[6]) == "graph";
       Blip2Bundle b = load_model_dir(argv[2], torch::Device(torch::kCUDA), torch::kBFloat16);
       for (int64_t B : parse_list(argv[3])) {
-        train_bench(b, B, std::atoi(argv[4]), std::string(argv[5]) == "cache");
+        train_bench(b, B, std::atoi(argv[4]), std::string(argv[5]) == "cache", graph);
         c10::cuda::CUDACachingAllocator::emptyCache();
       }
       return 0;
     }
-    if (mode == "generate" && argc == 6) {
+    if (mode == "traincheck" && argc == 5) {
       Blip2Bundle b = load_model_dir(argv[2], torch::Device(torch::kCUDA), torch::kBFloat16);
-      for (int64_t B : parse_list(argv[4])) generate_bench(b, argv[3], B, std::atoi(argv[5]));
+      return train_check(b, std::atoi(argv[3]), std::atoi(argv[4]));
+    }
+    if (mode == "generate" && (argc == 6 || argc == 7)) {
+      bool graph = argc == 7 && std::string(argv[6]) == "graph";
+      Blip2Bundle b = load_model_dir(argv[2], torch::Device(torch::kCUDA), torch::kBFloat16);
+      b.model->eval();
+      std::unique_ptr<StaticGreedyGenerator> fast;
+      if (graph) fast = std::make_unique<StaticGreedyGenerator>(b.model, true);
+      for (int64_t B : parse_list(argv[4])) generate_bench(b, fast.get(), argv[3], B, std::atoi(argv[5]));
       return 0;
     }
+    if (mode == "gencheck" && argc == 5) return generate_check(argv[2], argv[3], argv[4]);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tailor_gpu_bench: %s\n", e.what());
     return 1;

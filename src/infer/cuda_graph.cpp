@@ -1,0 +1,81 @@
+#include "infer/cuda_graph.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#include "util/error.h"
+
+#ifdef TAILOR_CUDA
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+namespace tailor {
+
+bool cuda_graphs_available() {
+  const char* env = std::getenv("TAILOR_CUDA_GRAPHS");
+  if (env && std::strcmp(env, "0") == 0) return false;
+#ifdef TAILOR_CUDA
+  return c10::cuda::device_count() > 0;
+#else
+  return false;
+#endif
+}
+
+struct CudaGraph::Impl {
+  std::function<void()> fn;
+#ifdef TAILOR_CUDA
+  std::unique_ptr<at::cuda::CUDAGraph> graph;
+#endif
+};
+
+CudaGraph::CudaGraph() : impl_(new Impl) {}
+CudaGraph::~CudaGraph() = default;
+
+void CudaGraph::capture(std::function<void()> fn, bool use_graph, int warmups) {
+  impl_->fn = std::move(fn);
+  if (!use_graph) return;
+#ifdef TAILOR_CUDA
+  // Capture must run on a stream other than the default one; the side stream waits for the work
+  // already queued (the inputs' copies) and the default stream for the warm-ups.
+  auto main = c10::cuda::getCurrentCUDAStream();
+  auto side = c10::cuda::getStreamFromPool();
+  side.synchronize();
+  main.synchronize();
+  {
+    c10::cuda::CUDAStreamGuard guard(side);
+    for (int i = 0; i < warmups; ++i) impl_->fn();
+    side.synchronize();
+    impl_->graph = std::make_unique<at::cuda::CUDAGraph>();
+    impl_->graph->capture_begin();
+    impl_->fn();
+    impl_->graph->capture_end();
+  }
+  side.synchronize();
+#else
+  throw Error("CUDA graphs: this tailor was built against a libtorch without CUDA");
+#endif
+}
+
+void CudaGraph::replay() {
+#ifdef TAILOR_CUDA
+  if (impl_->graph) {
+    impl_->graph->replay();
+    return;
+  }
+#endif
+  if (!impl_->fn) throw Error("CudaGraph::replay before capture");
+  impl_->fn();
+}
+
+bool CudaGraph::is_graph() const {
+#ifdef TAILOR_CUDA
+  return impl_->graph != nullptr;
+#else
+  return false;
+#endif
+}
+
+}  // namespace tailor
