@@ -2,12 +2,14 @@
 # The whole GPU run in one go (tools/gpu/README in docs/gpu.md): build tailor against the CUDA
 # libtorch, make the full-size model and HF's reference outputs, check tailor against them, then time
 # tailor and HF+PEFT side by side. STAGE=parity|bench|profile|perf|all (perf: graph checks, tailor eager
-# and graphed, the kernel profile and HF, without the parity step); STAGE=real trains from scratch on the
+# and graphed, the kernel profile and HF, without the parity step; final: the side-by-side table in
+# one call); STAGE=real trains from scratch on the
 # real catalog (tools/gpu/real_train.sh), STAGE=serve runs bench/serve_bench.sh on the xl shape. Results: $OUT/*.jsonl, $OUT/parity.json.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 STAGE=${STAGE:-all}
 export PYTHONUNBUFFERED=1
+echo "[$(date +%T)] build" >&2
 bash tools/gpu/build.sh || { echo "run.sh: the build with c10d (NCCL) failed; building without it"; TAILOR_WITH_C10D=OFF bash tools/gpu/build.sh; } || exit 1
 export LD_LIBRARY_PATH=/tmp/tailor-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 BENCH=/tmp/tailor-build/tailor_gpu_bench
@@ -24,8 +26,30 @@ if [ "$STAGE" = serve ]; then
   done
   exit 0
 fi
-if [ "$STAGE" = profile ] || [ "$STAGE" = perf ]; then export XL_MODEL_ONLY=1; fi
+if [ "$STAGE" = profile ] || [ "$STAGE" = perf ] || [ "$STAGE" = final ] || [ "$STAGE" = tailor ]; then export XL_MODEL_ONLY=1; fi
 python3 tools/gpu/xl_reference.py || exit 1
+if [ "$STAGE" = final ]; then
+  # The side-by-side table of docs/benchmarks.md in one run that fits one 10-minute call: tailor
+  # (CUDA graphs) and HF+PEFT back to back, then the graph checks and the kernel profile.
+  IMG=.gpu/parity_images/10003.jpg
+  T() { echo "[$(date +%T)] $*" >&2; }
+  T tailor; $BENCH train /tmp/xl 8,32,64,128 10 nocache graph | tee $OUT/tailor_train.jsonl
+  $BENCH train /tmp/xl 128,256 10 cache graph | tee -a $OUT/tailor_train.jsonl
+  $BENCH generate /tmp/xl $IMG 1,32,128 10 graph | tee $OUT/tailor_generate.jsonl
+  T hf; python3 tools/gpu/hf_bench.py train 8,32,64,128 10 | tee $OUT/hf_train.jsonl
+  python3 tools/gpu/hf_bench.py generate 1,32,128 10 $IMG | tee $OUT/hf_generate.jsonl
+  T checks; $BENCH traincheck /tmp/xl 32 6 | tee $OUT/checks.jsonl
+  $BENCH gencheck /tmp/xl .gpu/parity_images bf16 | tee -a $OUT/checks.jsonl
+  T profile; [ -x /tmp/tailor-build/tailor_gpu_profile ] && /tmp/tailor-build/tailor_gpu_profile /tmp/xl $IMG | tee $OUT/profile.txt
+  T done; exit 0
+fi
+if [ "$STAGE" = tailor ]; then  # tailor's rows alone (graphs), e.g. to re-measure memory
+  IMG=.gpu/parity_images/10003.jpg
+  $BENCH train /tmp/xl 8,32,64,128 10 nocache graph | tee $OUT/tailor_train.jsonl
+  $BENCH train /tmp/xl 128,256 10 cache graph | tee -a $OUT/tailor_train.jsonl
+  $BENCH generate /tmp/xl $IMG 1,32,128 10 graph | tee $OUT/tailor_generate.jsonl
+  exit 0
+fi
 if [ "$STAGE" = perf ]; then
   # Correctness of the CUDA-graph paths first (greedy ids, training losses), then the numbers.
   IMG=.gpu/parity_images/10003.jpg

@@ -61,6 +61,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    {
+      // The ViT-g fc1 at batch 128 three ways: does the bias land in the GEMM's epilogue?
+      auto o = torch::TensorOptions().dtype(torch::kBFloat16).device(torch::kCUDA);
+      Tensor x = torch::randn({128, 257, 1408}, o), w = torch::randn({6144, 1408}, o) * 0.02, bias = torch::randn({6144}, o);
+      profile("F::linear, [128,257,1408] x [6144,1408]^T + bias", 5, [&] { torch::nn::functional::linear(x, w, bias); });
+      profile("at::addmm on the flattened rows", 5, [&] { at::addmm(bias, x.view({-1, 1408}), w.t()); });
+      profile("at::mm alone (no bias)", 5, [&] { at::mm(x.view({-1, 1408}), w.t()); });
+    }
     Blip2Bundle b = load_model_dir(argv[1], torch::Device(torch::kCUDA), torch::kBFloat16);
     {
       TrainStep s = make_train_step(b, 128, /*cache=*/true, 1);
