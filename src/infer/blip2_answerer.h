@@ -7,6 +7,11 @@
 
 namespace tailor {
 
-std::unique_ptr<Answerer> make_blip2_answerer(const Blip2Bundle& bundle, const torch::Device& dev);
+// static_greedy: answer greedy requests through StaticGreedyGenerator, captured as CUDA graphs where
+// they are available (load_answerer on a GPU), else run eagerly (as tests do on the CPU). Only for a
+// model whose weights and modules stay as they are: a graph holds their addresses, so a trainer's
+// answerer keeps the default.
+std::unique_ptr<Answerer> make_blip2_answerer(const Blip2Bundle& bundle, const torch::Device& dev,
+                                              bool static_greedy = false);
 
 }  // namespace tailor

@@ -19,10 +19,9 @@ namespace {
 
 class Blip2Answerer : public Answerer {
  public:
-  // graphs: answer greedy requests through CUDA graphs (StaticGreedyGenerator). Only for a model whose
-  // weights and modules stay as loaded: a graph holds their addresses.
-  Blip2Answerer(Blip2Bundle b, torch::Device dev, bool graphs) : b_(std::move(b)), dev_(dev) {
-    if (graphs) fast_ = std::make_unique<StaticGreedyGenerator>(b_.model, true);
+  Blip2Answerer(Blip2Bundle b, torch::Device dev, bool static_greedy) : b_(std::move(b)), dev_(dev) {
+    if (static_greedy)
+      fast_ = std::make_unique<StaticGreedyGenerator>(b_.model, dev.is_cuda() && cuda_graphs_available());
   }
   Blip2Answerer(const Blip2Answerer&) = delete;
 
@@ -82,14 +81,15 @@ class Blip2Answerer : public Answerer {
 
 }  // namespace
 
-std::unique_ptr<Answerer> make_blip2_answerer(const Blip2Bundle& bundle, const torch::Device& dev) {
-  return std::make_unique<Blip2Answerer>(bundle, dev, /*graphs=*/false);  // a trainer changes the model
+std::unique_ptr<Answerer> make_blip2_answerer(const Blip2Bundle& bundle, const torch::Device& dev, bool static_greedy) {
+  return std::make_unique<Blip2Answerer>(bundle, dev, static_greedy);
 }
 
 std::unique_ptr<Answerer> load_answerer(const std::string& model_dir, const LoadOptions& opts) {
   torch::Device dev(opts.device);
   if (dev.is_cuda() && !torch::cuda::is_available()) throw Error("--device cuda: no CUDA device is available");
   torch::ScalarType dt = parse_dtype_name(opts.dtype, dev);
+  // On a GPU greedy answers go through CUDA graphs; on the CPU the eager path is as fast.
   return std::make_unique<Blip2Answerer>(load_model_dir(model_dir, dev, dt), dev, dev.is_cuda() && cuda_graphs_available());
 }
 

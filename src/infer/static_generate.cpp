@@ -56,6 +56,9 @@ StaticGreedyGenerator::TextStage& StaticGreedyGenerator::text_stage(int64_t R, i
   auto key = std::make_tuple(R, T, N);
   auto it = texts_.find(key);
   if (it != texts_.end()) return *it->second;
+  // Clients choose prompt lengths and max_new_tokens: keep the number of stages (and of graph memory
+  // pools) bounded by starting over when it grows large.
+  if (texts_.size() >= kMaxTextStages) texts_.clear();
   auto st = std::make_unique<TextStage>();
   TextStage* s = st.get();
   const Blip2Config& c = m_->cfg;
@@ -139,7 +142,7 @@ Tensor StaticGreedyGenerator::generate(const Tensor& pixels, const std::vector<i
   txt.mask.copy_(mask_p);
   txt.slot.copy_(slot_p);
   Tensor pen = torch::zeros({N}, torch::kFloat);
-  pen.narrow(0, 0, std::min<int64_t>(o.min_new_tokens, N)).fill_(-std::numeric_limits<float>::infinity());
+  pen.narrow(0, 0, std::min<int64_t>(std::max(o.min_new_tokens, 0), N)).fill_(-std::numeric_limits<float>::infinity());
   txt.eos_penalty.copy_(pen);
   txt.encode.replay();
   int64_t steps = 0;

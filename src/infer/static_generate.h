@@ -1,13 +1,14 @@
 // Greedy answering with fixed shapes: photos + prompts -> token ids, each stage a CUDA graph.
 //
-// Per shape bucket (photos and rows rounded up to a power of two, prompt length up to a multiple of
-// 8, max_new_tokens) three graphs are captured once and replayed: the image side (vision tower,
-// Q-Former, projection), the T5 encoder with the decoder's cross-attention K/V (T5StaticCache), and
-// one decoding step (embedding, 24 decoder layers, lm_head, argmax, finished flags, position + 1).
-// Between steps the host reads one flag to stop when every row has finished. The token ids are
-// generate_tokens()'s greedy ones: padded rows repeat row 0, padded prompt positions are masked, and
-// keys past the current token weigh exactly 0. Without CUDA graphs (CPU, TAILOR_CUDA_GRAPHS=0) the
-// same functions run eagerly, which is how the CPU tests check them.
+// Per shape bucket (photos and rows rounded up to a power of two, prompt length up to a multiple
+// of 8, each max_new_tokens; at most kMaxTextStages kept) three graphs are captured once and
+// replayed: the image side (vision tower, Q-Former, projection), the T5 encoder with the decoder's
+// cross-attention K/V (T5StaticCache), and one decoding step (embedding, decoder layers, lm_head,
+// argmax, finished flags, position + 1). Between steps the host reads one flag to stop when every
+// row has finished. The token ids are generate_tokens()'s greedy ones: padded rows repeat row 0,
+// padded prompt positions are masked, and keys past the current token weigh exactly 0. Without CUDA
+// graphs (CPU, TAILOR_CUDA_GRAPHS=0) the same functions run eagerly, which is how the CPU tests
+// check them.
 #pragma once
 #include <torch/torch.h>
 
@@ -36,6 +37,8 @@ class StaticGreedyGenerator {
   // Which options this path serves (the rest go to generate_tokens).
   static bool supports(const GenerationOptions& o) { return o.num_beams == 1 && !o.do_sample; }
   size_t graphs_captured() const { return graphs_; }
+  size_t text_stages() const { return texts_.size(); }
+  static constexpr size_t kMaxTextStages = 32;  // text stages kept (older ones dropped)
 
  private:
   struct ImageStage;

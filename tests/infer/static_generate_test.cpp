@@ -4,7 +4,9 @@
 // buckets, min_new_tokens, one new token, older checkpoints without <image> tokens).
 #include <gtest/gtest.h>
 
+#include "catalog/images.h"
 #include "infer/batch.h"
+#include "infer/blip2_answerer.h"
 #include "infer/generate.h"
 #include "infer/static_generate.h"
 #include "model/model_dir.h"
@@ -138,6 +140,52 @@ TEST(StaticGreedy, BadInputsAreNamed) {
   o.num_beams = 2;
   EXPECT_FALSE(StaticGreedyGenerator::supports(o));
   EXPECT_THROW(gen.generate(pixels, {0}, tb.ids, tb.mask, o), Error);
+}
+
+// The answerer behind ask/eval/serve with the static path (as on a GPU, here without graphs) gives
+// the eager answerer's texts for a batch where photos are shared between questions.
+TEST(StaticGreedy, AnswererTextsEqualTheEagerAnswerer) {
+  auto& f = fixture();
+  std::vector<std::shared_ptr<const ImageRGB>> photos;
+  for (const char* id : {"10003", "10005", "10006"})
+    photos.push_back(std::make_shared<ImageRGB>(load_image(test::fashion_catalog() + "/images/" + id + ".jpg")));
+  std::vector<AnswerRequest> reqs;
+  for (int i = 0; i < 5; ++i) reqs.push_back({photos[(i * 2) % 3], "Question: " + questions()[i % 3] + " Answer: "});
+  GenerationOptions o;
+  o.max_new_tokens = 8;
+  auto eager = make_blip2_answerer(f.b, torch::kCPU, /*static_greedy=*/false);
+  auto fast = make_blip2_answerer(f.b, torch::kCPU, /*static_greedy=*/true);
+  std::vector<std::string> want = eager->answer(reqs, o), got = fast->answer(reqs, o);
+  ASSERT_EQ(got.size(), 5u);
+  EXPECT_EQ(got, want);
+  size_t with_text = 0;
+  for (const auto& t : got) with_text += !t.empty();
+  EXPECT_GT(with_text, 0u);  // the comparison is not between empty answers
+  o.num_beams = 2;  // beam search takes the eager path in both
+  EXPECT_EQ(fast->answer(reqs, o), eager->answer(reqs, o));
+}
+
+// Every max_new_tokens is a shape of its own: the kept stages stay bounded, and answers stay right
+// after the older ones are dropped.
+TEST(StaticGreedy, StagesStayBounded) {
+  auto& f = fixture();
+  StaticGreedyGenerator gen(f.b.model, false);
+  TokenBatch tb = prompt_batch(*f.b.tokenizer, {"Question: " + questions()[1] + " Answer: "}, f.b.cfg);
+  Tensor pixels = f.ref["pixel_values"].narrow(0, 2, 1);
+  const int last = int(StaticGreedyGenerator::kMaxTextStages) + 3;
+  Tensor got;
+  for (int n = 1; n <= last; ++n) {
+    GenerationOptions o;
+    o.max_new_tokens = n;
+    o.min_new_tokens = n;  // every step runs
+    got = gen.generate(pixels, {0}, tb.ids, tb.mask, o);
+    EXPECT_LE(gen.text_stages(), StaticGreedyGenerator::kMaxTextStages);
+  }
+  GenerationOptions o;
+  o.max_new_tokens = last;
+  o.min_new_tokens = last;
+  EXPECT_TRUE(torch::equal(got, eager_ids(f, pixels, {0}, tb.ids, tb.mask, o)));
+  EXPECT_EQ(got.size(1), last);
 }
 
 TEST(StaticGreedy, BucketPow2) {
