@@ -44,6 +44,9 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--resume", o->resume, "Continue from the checkpoint in --out");
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "Frozen weights: auto (bf16 on CUDA), f32, bf16")->capture_default_str();
+  cmd->add_flag("--cuda-graph", o->cuda_graph,
+                "Run each optimizer step as one captured CUDA graph (batches padded to fixed shapes; needs "
+                "--device cuda, the feature cache, one process, --grad-accum 1)");
   auto nproc = std::make_shared<int>(0);
   auto dist_timeout = std::make_shared<double>(0);
   cmd->add_option("--nproc", *nproc,
@@ -52,6 +55,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--dist-timeout", *dist_timeout,
                   "Seconds to wait for the other ranks at rendezvous and at each collective (default 300)");
   cmd->callback([o, nproc, dist_timeout] {
+    if (o->cuda_graph && o->device.rfind("cuda", 0) != 0) throw Error("--cuda-graph needs --device cuda");
     o->world = world_from_env();
     if (*dist_timeout > 0) o->world.timeout_s = *dist_timeout;
     if (*nproc > 1) {

@@ -15,6 +15,7 @@
 #include "catalog/rng.h"
 #include "infer/batch.h"
 #include "infer/blip2_answerer.h"
+#include "infer/cuda_graph.h"
 #include "model/model_dir.h"
 #include "model/safetensors.h"
 #include "model/weights.h"
@@ -352,6 +353,12 @@ TrainResult train_model(const TrainOptions& o) {
     throw Error("--cache on needs a frozen vision tower and Q-Former and no --augment");
   bool use_cache = o.cache == "on" || (o.cache == "auto" && image_side_frozen && !o.augment);
   res.cache_used = use_cache;
+  if (o.cuda_graph) {
+    if (!use_cache)
+      throw Error("--cuda-graph needs the frozen-feature cache (a frozen image side, no --augment, --cache auto or on)");
+    if (dist) throw Error("--cuda-graph runs in one process (not with --nproc or WORLD_SIZE > 1)");
+    if (o.grad_accum != 1) throw Error("--cuda-graph needs --grad-accum 1");
+  }
   if (main_rank)  // [dist]
     std::printf("training %lld of %lld parameters (%s) on %zu pairs of %zu photos; feature cache %s\n",
                 (long long)res.trainable_parameters, (long long)all_parameters, o.full ? "full" : "LoRA", pairs.size(),
@@ -552,6 +559,63 @@ TrainResult train_model(const TrainOptions& o) {
     auto enc = m->encode(feats, tb.ids.to(dev), tb.mask.to(dev));
     return lm_loss(m->language_model->forward_labels(enc.first, enc.second, labels), labels);
   };
+  // --cuda-graph: one optimizer step over fixed-shape buffers (batch_size rows; the data's longest
+  // prompt and answer), captured on its first use. Padded rows repeat row 0 with every label -100,
+  // padded prompt positions are masked, padded answer positions are -100: the loss and its gradient
+  // are the unpadded batch's (only dropout's random draws fall differently on the larger tensors).
+  struct StaticStep {
+    Tensor q, ids, mask, slot, labels, loss;
+    CudaGraph graph;
+    bool captured = false;
+  } ss;
+  if (o.cuda_graph) {
+    int64_t T = 1, L = 1;
+    for (const VqaPair& p : pairs) {
+      T = std::max<int64_t>(T, static_cast<int64_t>(m->with_image_tokens(b.tokenizer->encode(p.prompt, true)).size()));
+      L = std::max<int64_t>(L, static_cast<int64_t>(b.tokenizer->encode(p.answer, true).size()));
+    }
+    const int64_t B = o.batch_size;
+    Tensor any_row = cache.begin()->second;
+    auto lo = torch::TensorOptions().dtype(torch::kLong).device(dev);
+    ss.q = torch::zeros({B, any_row.size(0), any_row.size(1)}, any_row.options());
+    ss.ids = torch::zeros({B, T}, lo);
+    ss.mask = torch::zeros({B, T}, lo);
+    ss.slot = torch::full({B, T}, -1, lo);
+    ss.labels = torch::full({B, L}, -100, lo);
+    ss.loss = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(dev));
+  }
+  auto fill_static = [&](const std::vector<const VqaPair*>& batch) {
+    const int64_t B = ss.ids.size(0), T = ss.ids.size(1), L = ss.labels.size(1), rows = static_cast<int64_t>(batch.size());
+    std::vector<std::string> prompts, answers;
+    for (int64_t r = 0; r < B; ++r) prompts.push_back(batch[r < rows ? r : 0]->prompt);
+    for (int64_t r = 0; r < rows; ++r) answers.push_back(batch[r]->answer);
+    TokenBatch tb = prompt_batch(*b.tokenizer, prompts, b.cfg);
+    Tensor labels = label_batch(*b.tokenizer, answers);
+    Tensor ids = torch::full({B, T}, b.cfg.text.pad_token_id, torch::kLong), mask = torch::zeros({B, T}, torch::kLong);
+    Tensor lab = torch::full({B, L}, -100, torch::kLong);
+    ids.narrow(1, 0, tb.ids.size(1)).copy_(tb.ids);
+    mask.narrow(1, 0, tb.mask.size(1)).copy_(tb.mask);
+    lab.narrow(0, 0, rows).narrow(1, 0, labels.size(1)).copy_(labels);
+    std::vector<Tensor> q;
+    for (int64_t r = 0; r < B; ++r) q.push_back(cache.at(batch[r < rows ? r : 0]->image));
+    torch::NoGradGuard ng;
+    ss.q.copy_(torch::stack(q));
+    ss.ids.copy_(ids);
+    ss.mask.copy_(mask);
+    ss.slot.copy_(m->image_slots(ids));
+    ss.labels.copy_(lab);
+  };
+  auto static_step = [&] {
+    opt.zero_grad();
+    Tensor feats = m->language_projection->forward(ss.q.to(m->language_projection->weight.scalar_type()));
+    auto [embeds, emask] = m->encoder_inputs_by_slot(feats, ss.ids, ss.mask, ss.slot);
+    Tensor hidden = m->language_model->encoder->encode(embeds, emask);
+    Tensor loss = lm_loss(m->language_model->forward_labels(hidden, emask, ss.labels), ss.labels);
+    loss.backward();
+    if (o.max_grad_norm > 0) opt.clip_grad_norm(o.max_grad_norm);
+    opt.step();
+    ss.loss.copy_(loss.detach());
+  };
   // Validation at an epoch's end. [dist] A collective: every rank answers its part of the pairs and
   // gets the whole report; rank 0 logs it.
   auto evaluate_now = [&](int64_t epoch) {
@@ -583,7 +647,9 @@ TrainResult train_model(const TrainOptions& o) {
   while (st.step < total_steps && st.epoch < o.epochs) {
     std::vector<int64_t> order = epoch_order(pairs, o.seed, st.epoch);
     while (st.pos < n && st.step < total_steps) {
-      opt.zero_grad();
+      double lr = warmup_cosine_lr(o.lr, o.warmup_ratio, st.step, total_steps);
+      set_lr(opt, groups.size(), lr, o.image_lr_scale);
+      if (!o.cuda_graph) opt.zero_grad();
       // The step's global batches (what one process trains on). Each batch's loss is divided by the
       // number of batches actually used, so a short step at the epoch's end is a mean too. [dist] This
       // rank takes its part of each batch; its loss (a mean over its label tokens) is weighted by its
@@ -613,6 +679,19 @@ TrainResult train_model(const TrainOptions& o) {
           share = static_cast<double>(mine) / static_cast<double>(all);
           if (a + 1 == global.size()) reducer->arm();  // this backward starts the all-reduces
         }
+        if (o.cuda_graph) {  // the whole step: zero_grad, forward, backward, clip, AdamW
+          fill_static(batch);
+          if (!ss.captured) {
+            // On a GPU the warm-up call is this first step; on the CPU nothing ran yet.
+            ss.graph.capture(static_step, dev.is_cuda() && cuda_graphs_available(), /*warmups=*/1);
+            ss.captured = true;
+            if (!ss.graph.is_graph()) ss.graph.replay();
+          } else {
+            ss.graph.replay();
+          }
+          step_loss = ss.loss.item<double>();
+          continue;
+        }
         Tensor loss = batch_loss(batch, st.epoch);
         (loss * share / batches).backward();
         step_loss += loss.item<double>() * share / batches;
@@ -625,10 +704,10 @@ TrainResult train_model(const TrainOptions& o) {
         append_line_durable(join_path(trace_dir, "rank" + std::to_string(o.world.rank) + ".jsonl"),
                             json({{"epoch", st.epoch}, {"step", st.step + 1}, {"pairs", ids}}).dump());
       }
-      if (o.max_grad_norm > 0) opt.clip_grad_norm(o.max_grad_norm);
-      double lr = warmup_cosine_lr(o.lr, o.warmup_ratio, st.step, total_steps);
-      set_lr(opt, groups.size(), lr, o.image_lr_scale);
-      opt.step();
+      if (!o.cuda_graph) {
+        if (o.max_grad_norm > 0) opt.clip_grad_norm(o.max_grad_norm);
+        opt.step();
+      }
       st.step++;
       res.step_losses.push_back(step_loss);
       double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -43,6 +43,10 @@ struct TrainOptions {
   std::string device = "cpu";
   std::string dtype = "auto";         // frozen weights' dtype; trained weights stay float32
   bool progress = true;
+  // The optimizer step at fixed shapes (each batch padded to batch_size rows, the data's longest
+  // prompt and answer), captured once as a CUDA graph and replayed: no per-operation dispatch. Needs
+  // the feature cache, one process and grad_accum 1. On the CPU the same padded step runs eagerly.
+  bool cuda_graph = false;
   WorldInfo world;                    // [dist] data-parallel rank and job (train/world.h); default: one process
 };
 
