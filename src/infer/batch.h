@@ -12,8 +12,8 @@
 
 namespace tailor {
 
-// [N,3,H,W] float32 on the CPU, the photos preprocessed on one thread per core (at most N). pinned:
-// page-locked memory, so the copy to a GPU can be asynchronous (needs a CUDA libtorch).
+// [N,3,H,W] float32 on the CPU. pinned (for a GPU; needs a CUDA libtorch): page-locked memory, so
+// the copy to the device can be asynchronous, and the photos preprocessed on one thread per core.
 torch::Tensor pixel_batch(const std::vector<const ImageRGB*>& images, const ImageProcessorConfig& cfg,
                           bool pinned = false);
 
