@@ -1,7 +1,6 @@
 #include "catalog/prepare.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -386,23 +385,17 @@ PrepareSummary prepare_catalog(const PrepareOptions& opt) {
     bool quiet = Progress::quiet;
     if (!opt.progress) Progress::quiet = true;
     Progress progress("prepare", static_cast<int64_t>(products.size()), "products");
-    std::atomic<size_t> next{0};
-    auto work = [&] {
-      while (true) {
-        size_t i = next.fetch_add(1);
-        if (i >= products.size()) break;
-        try {
-          results[i] = read_product(products[i], catalog, types, opt.attributes);
-        } catch (const std::exception& e) {
-          // Anything unforeseen (e.g. out of memory on one file) still names the product.
-          results[i].kind = ProductResult::kSkipped;
-          results[i].skip = {kSkipInvalidJson, join_path(join_path(catalog, "styles"), products[i].id + ".json"),
-                             std::string("unexpected error: ") + e.what()};
-        }
-        progress.add(1);
+    parallel_for(static_cast<int64_t>(products.size()), threads, [&](int64_t i) {
+      try {
+        results[i] = read_product(products[i], catalog, types, opt.attributes);
+      } catch (const std::exception& e) {
+        // Anything unforeseen (e.g. out of memory on one file) still names the product.
+        results[i].kind = ProductResult::kSkipped;
+        results[i].skip = {kSkipInvalidJson, join_path(join_path(catalog, "styles"), products[i].id + ".json"),
+                           std::string("unexpected error: ") + e.what()};
       }
-    };
-    run_on_threads(threads, work);
+      progress.add(1);
+    });
     progress.finish();
     Progress::quiet = quiet;
   }

@@ -94,6 +94,14 @@ std::pair<Tensor, Tensor> Blip2ForConditionalGenerationImpl::encode(const Tensor
   return {language_model->encoder->encode(embeds, mask), mask};
 }
 
+Tensor Blip2ForConditionalGenerationImpl::forward_from_qformer(const Tensor& qformer_out, const Tensor& input_ids,
+                                                               const Tensor& attention_mask, const Tensor& image_slot,
+                                                               const Tensor& labels) {
+  Tensor feats = language_projection->forward(qformer_out.to(language_projection->weight.scalar_type()));
+  auto [embeds, mask] = encoder_inputs_by_slot(feats, input_ids, attention_mask, image_slot);
+  return language_model->forward_labels(language_model->encoder->encode(embeds, mask), mask, labels);
+}
+
 Tensor Blip2ForConditionalGenerationImpl::forward(const Tensor& pixel_values, const Tensor& input_ids,
                                                   const Tensor& attention_mask, const Tensor& labels) {
   auto [hidden, mask] = encode(image_features(pixel_values), input_ids, attention_mask);

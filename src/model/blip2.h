@@ -36,6 +36,11 @@ struct Blip2ForConditionalGenerationImpl : torch::nn::Module {
   // Full encoder pass from image features: hidden [B,S,D] and mask [B,S].
   std::pair<torch::Tensor, torch::Tensor> encode(const torch::Tensor& image_feats, const torch::Tensor& input_ids,
                                                  const torch::Tensor& attention_mask);
+  // Teacher-forced logits from the Q-Former's output [B,Q,Hq] (what the frozen-feature cache holds)
+  // instead of pixels, with the capturable <image> placement (encoder_inputs_by_slot).
+  torch::Tensor forward_from_qformer(const torch::Tensor& qformer_out, const torch::Tensor& input_ids,
+                                     const torch::Tensor& attention_mask, const torch::Tensor& image_slot,
+                                     const torch::Tensor& labels);
   // Teacher-forced logits [B,L,V] for labels [B,L] (-100 ignored).
   torch::Tensor forward(const torch::Tensor& pixel_values, const torch::Tensor& input_ids,
                         const torch::Tensor& attention_mask, const torch::Tensor& labels);

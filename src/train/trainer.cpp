@@ -548,7 +548,6 @@ TrainResult train_model(const TrainOptions& o) {
   };
   auto batch_loss = [&](const std::vector<const VqaPair*>& batch, int64_t epoch) -> Tensor {
     Tensor q = qformer_out(batch, epoch);
-    Tensor feats = m->language_projection->forward(q.to(m->language_projection->weight.scalar_type()));
     std::vector<std::string> prompts, answers;
     for (auto* p : batch) {
       prompts.push_back(p->prompt);
@@ -556,8 +555,8 @@ TrainResult train_model(const TrainOptions& o) {
     }
     TokenBatch tb = prompt_batch(*b.tokenizer, prompts, b.cfg);
     Tensor labels = label_batch(*b.tokenizer, answers).to(dev);  // padding = -100: not in the loss
-    auto enc = m->encode(feats, tb.ids.to(dev), tb.mask.to(dev));
-    return lm_loss(m->language_model->forward_labels(enc.first, enc.second, labels), labels);
+    Tensor slot = m->image_slots(tb.ids).to(dev);
+    return lm_loss(m->forward_from_qformer(q, tb.ids.to(dev), tb.mask.to(dev), slot, labels), labels);
   };
   // --cuda-graph: one optimizer step over fixed-shape buffers (batch_size rows; the data's longest
   // prompt and answer), captured on its first use. Padded rows repeat row 0 with every label -100,
@@ -607,10 +606,7 @@ TrainResult train_model(const TrainOptions& o) {
   };
   auto static_step = [&] {
     opt.zero_grad();
-    Tensor feats = m->language_projection->forward(ss.q.to(m->language_projection->weight.scalar_type()));
-    auto [embeds, emask] = m->encoder_inputs_by_slot(feats, ss.ids, ss.mask, ss.slot);
-    Tensor hidden = m->language_model->encoder->encode(embeds, emask);
-    Tensor loss = lm_loss(m->language_model->forward_labels(hidden, emask, ss.labels), ss.labels);
+    Tensor loss = lm_loss(m->forward_from_qformer(ss.q, ss.ids, ss.mask, ss.slot, ss.labels), ss.labels);
     loss.backward();
     if (o.max_grad_norm > 0) opt.clip_grad_norm(o.max_grad_norm);
     opt.step();

@@ -72,10 +72,7 @@ struct TrainStep {
     auto& m = b.model;
     opt->zero_grad();
     Tensor q = cache ? cached_q : image_side();
-    Tensor feats = m->language_projection->forward(q.to(torch::kBFloat16));
-    auto [embeds, emask] = m->encoder_inputs_by_slot(feats, ids, mask, slot);
-    Tensor hidden = m->language_model->encoder->encode(embeds, emask);
-    Tensor l = lm_loss(m->language_model->forward_labels(hidden, emask, labels), labels);
+    Tensor l = lm_loss(m->forward_from_qformer(q, ids, mask, slot, labels), labels);
     l.backward();
     opt->clip_grad_norm(1.0);
     opt->step();

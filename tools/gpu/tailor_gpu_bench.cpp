@@ -13,7 +13,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -168,10 +167,7 @@ static int train_check(Blip2Bundle& b, int64_t B, int steps) {
 // Decoding B copies of the photo's bytes on the host's cores, as a server's request threads would.
 static std::vector<ImageRGB> decode_copies(const std::vector<uint8_t>& bytes, int64_t B) {
   std::vector<ImageRGB> imgs(B);
-  std::atomic<int64_t> next{0};
-  run_on_threads(std::min<int>(worker_count(0), int(B)), [&] {
-    for (int64_t i; (i = next++) < B;) imgs[i] = decode_image(bytes);
-  });
+  parallel_for(B, std::min<int>(worker_count(0), int(B)), [&](int64_t i) { imgs[i] = decode_image(bytes); });
   return imgs;
 }
 
