@@ -208,6 +208,23 @@ TEST(Resume, KilledRunsResumeToTheSameResult) {
   std::string c_log = read_file(root + "/c.log");
   EXPECT_NE(c_log.find("--resume"), std::string::npos) << c_log;
   EXPECT_NE(c_log.find("lr"), std::string::npos) << c_log;
+
+  // A checkpoint without the optimizer's state (a tailor before the flat optimizer wrote optimizer.pt)
+  // is refused, naming the missing file.
+  fs::remove(b + "/checkpoint/optimizer.safetensors");
+  st = wait_status(spawn(resume, root + "/d.log"));
+  EXPECT_FALSE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  std::string d_log = read_file(root + "/d.log");
+  EXPECT_NE(d_log.find(b + "/checkpoint/optimizer.safetensors is missing"), std::string::npos) << d_log;
+
+  // --cuda-graph on the CPU is refused before anything runs.
+  std::vector<std::string> graph = train_args(root + "/graph");
+  graph.push_back("--cuda-graph");
+  st = wait_status(spawn(graph, root + "/e.log"));
+  EXPECT_FALSE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  std::string e_log = read_file(root + "/e.log");
+  EXPECT_NE(e_log.find("--cuda-graph needs --device cuda"), std::string::npos) << e_log;
+  EXPECT_FALSE(fs::exists(root + "/graph/checkpoint"));
 }
 
 // From scratch with image-side pre-training (--pretrain-epochs): killed during the pre-training
