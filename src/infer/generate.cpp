@@ -10,7 +10,7 @@ using torch::Tensor;
 
 // Logits [B,V] for the newest token of each row, given the cache.
 static Tensor step_logits(T5ForConditionalGeneration& lm, const Tensor& tokens, T5DecoderCache& cache) {
-  Tensor h = lm->decoder->decode_step(lm->shared->forward(tokens), cache);
+  Tensor h = lm->decoder->decode_step(lm->decoder_embed(tokens), cache);
   return lm->lm_logits(h).select(1, h.size(1) - 1).to(torch::kFloat);
 }
 

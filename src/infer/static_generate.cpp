@@ -91,7 +91,7 @@ StaticGreedyGenerator::TextStage& StaticGreedyGenerator::text_stage(int64_t R, i
       [this, s] {
         auto& lm = m_->language_model;
         const T5Config& tc = lm->cfg;
-        Tensor h = lm->decoder->decode_step_static(lm->shared->forward(s->tok), s->cache);
+        Tensor h = lm->decoder->decode_step_static(lm->decoder_embed(s->tok), s->cache);
         Tensor scores = lm->lm_logits(h).select(1, 0).to(torch::kFloat);  // [R,V]
         scores.select(1, tc.eos_token_id).add_(s->eos_penalty.index_select(0, s->cache.position));
         Tensor next = scores.argmax(-1);

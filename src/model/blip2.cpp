@@ -6,13 +6,13 @@ namespace tailor {
 
 using torch::Tensor;
 
-Blip2ForConditionalGenerationImpl::Blip2ForConditionalGenerationImpl(const Blip2Config& c, bool separate_lm_head)
+Blip2ForConditionalGenerationImpl::Blip2ForConditionalGenerationImpl(const Blip2Config& c, T5Untied untied)
     : cfg(c) {
   vision_model = register_module("vision_model", Blip2VisionModel(c.vision));
   query_tokens = register_parameter("query_tokens", torch::zeros({1, c.num_query_tokens, c.qformer.hidden_size}));
   qformer = register_module("qformer", Blip2QFormerModel(c.qformer));
   language_projection = register_module("language_projection", Linear(c.qformer.hidden_size, c.text.d_model, true));
-  language_model = register_module("language_model", T5ForConditionalGeneration(c.text, separate_lm_head));
+  language_model = register_module("language_model", T5ForConditionalGeneration(c.text, untied));
 }
 
 Tensor Blip2ForConditionalGenerationImpl::qformer_features(const Tensor& image_embeds) {

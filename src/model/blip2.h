@@ -15,7 +15,7 @@
 namespace tailor {
 
 struct Blip2ForConditionalGenerationImpl : torch::nn::Module {
-  Blip2ForConditionalGenerationImpl(const Blip2Config& c, bool separate_lm_head);
+  Blip2ForConditionalGenerationImpl(const Blip2Config& c, T5Untied untied);
 
   // pixel_values [B,3,H,W] -> language-model inputs for the image [B, Q, d_model].
   torch::Tensor image_features(const torch::Tensor& pixel_values);

@@ -27,17 +27,34 @@ void need_positive(int64_t v, const char* key, const std::string& where) {
   if (v <= 0) throw Error(where + ": field \"" + std::string(key) + "\" must be positive, got " + std::to_string(v));
 }
 
+// The activations model/layers.cpp computes (HF's ACT2FN names).
+void need_activation(const std::string& act, const char* key, const std::string& where) {
+  for (const char* known : {"gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu"})
+    if (act == known) return;
+  throw Error(where + ": unsupported activation " + key + " \"" + act + "\" (tailor computes gelu, gelu_new, gelu_pytorch_tanh, relu, silu)");
+}
+
+// transformers 5.x writes image_size and patch_size as an int or as [height, width].
+void get_square(const json& j, const char* key, int64_t* out, const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null() || !it->is_array()) return get(j, key, out, where);
+  if (it->size() != 2 || !(*it)[0].is_number_integer() || (*it)[0] != (*it)[1])
+    throw Error(where + ": field \"" + key + "\" is " + it->dump() + "; tailor supports square sizes only (one number, or [n, n])");
+  *out = (*it)[0].get<int64_t>();
+}
+
 VisionConfig parse_vision(const json& j, const std::string& w) {
   VisionConfig c;
   get(j, "hidden_size", &c.hidden_size, w);
   get(j, "intermediate_size", &c.intermediate_size, w);
   get(j, "num_hidden_layers", &c.num_hidden_layers, w);
   get(j, "num_attention_heads", &c.num_attention_heads, w);
-  get(j, "image_size", &c.image_size, w);
-  get(j, "patch_size", &c.patch_size, w);
+  get_square(j, "image_size", &c.image_size, w);
+  get_square(j, "patch_size", &c.patch_size, w);
   get(j, "hidden_act", &c.hidden_act, w);
   get(j, "layer_norm_eps", &c.layer_norm_eps, w);
   get(j, "qkv_bias", &c.qkv_bias, w);
+  need_activation(c.hidden_act, "hidden_act", w);
   need_positive(c.hidden_size, "hidden_size", w);
   need_positive(c.num_attention_heads, "num_attention_heads", w);
   need_positive(c.patch_size, "patch_size", w);
@@ -62,6 +79,7 @@ QFormerConfig parse_qformer(const json& j, const std::string& w) {
   bool text_input = false;
   get(j, "use_qformer_text_input", &text_input, w);
   if (text_input) throw Error(w + ": use_qformer_text_input=true (InstructBLIP-style) is not supported");
+  need_activation(c.hidden_act, "hidden_act", w);
   need_positive(c.hidden_size, "hidden_size", w);
   need_positive(c.num_attention_heads, "num_attention_heads", w);
   need_positive(c.cross_attention_frequency, "cross_attention_frequency", w);
@@ -72,10 +90,12 @@ QFormerConfig parse_qformer(const json& j, const std::string& w) {
 
 T5Config parse_t5(const json& j, const std::string& w) {
   T5Config c;
-  std::string model_type = "t5";
+  // transformers builds OPT (Blip2Config: text_config.get("model_type", "opt")) when the field is absent.
+  std::string model_type = "opt";
   get(j, "model_type", &model_type, w);
   if (model_type != "t5")
-    throw Error(w + ": model_type \"" + model_type + "\" is not supported (tailor runs BLIP-2 with a T5 language model)");
+    throw Error(w + ": model_type \"" + model_type + "\"" + (j.contains("model_type") ? "" : " (absent: transformers builds OPT)") +
+                " is not supported (tailor runs BLIP-2 with a T5 language model)");
   get(j, "vocab_size", &c.vocab_size, w);
   get(j, "d_model", &c.d_model, w);
   get(j, "d_kv", &c.d_kv, w);
@@ -89,10 +109,20 @@ T5Config parse_t5(const json& j, const std::string& w) {
   get(j, "dropout_rate", &c.dropout_rate, w);
   get(j, "layer_norm_epsilon", &c.layer_norm_epsilon, w);
   get(j, "feed_forward_proj", &c.feed_forward_proj, w);
+  // As T5Config's attribute_map: an alias in the file is set after the fields, so it wins; but
+  // num_decoder_layers defaulted from num_layers before it (transformers 4.x and 5.x alike).
+  get(j, "hidden_size", &c.d_model, w);
+  get(j, "num_attention_heads", &c.num_heads, w);
+  get(j, "num_hidden_layers", &c.num_layers, w);
+  get(j, "head_dim", &c.d_kv, w);
   // HF derives the activation from feed_forward_proj ("gated-gelu" historically means tanh GELU);
   // explicit dense_act_fn / is_gated_act in the file win, as in transformers 4.x (BLIP-2's T5:
   // feed_forward_proj "gelu", dense_act_fn "gelu", is_gated_act true = gated exact GELU).
   size_t dash = c.feed_forward_proj.find('-');
+  if (c.feed_forward_proj.find('-', dash == std::string::npos ? dash : dash + 1) != std::string::npos ||
+      (dash != std::string::npos && c.feed_forward_proj.substr(0, dash) != "gated"))
+    throw Error(w + ": field \"feed_forward_proj\" is \"" + c.feed_forward_proj +
+                "\"; transformers accepts \"gated-ACT\" or \"ACT\" only");
   c.is_gated_act = dash != std::string::npos && c.feed_forward_proj.substr(0, dash) == "gated";
   c.dense_act_fn = dash == std::string::npos ? c.feed_forward_proj : c.feed_forward_proj.substr(dash + 1);
   if (c.feed_forward_proj == "gated-gelu") c.dense_act_fn = "gelu_new";
@@ -105,10 +135,7 @@ T5Config parse_t5(const json& j, const std::string& w) {
   get(j, "eos_token_id", &c.eos_token_id, w);
   c.decoder_start_token_id = c.pad_token_id;
   get(j, "decoder_start_token_id", &c.decoder_start_token_id, w);
-  for (auto* act : {"gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu"})
-    if (c.dense_act_fn == act) goto act_ok;
-  throw Error(w + ": unsupported activation dense_act_fn \"" + c.dense_act_fn + "\"");
-act_ok:
+  need_activation(c.dense_act_fn, "dense_act_fn", w);
   need_positive(c.vocab_size, "vocab_size", w);
   need_positive(c.d_model, "d_model", w);
   need_positive(c.num_heads, "num_heads", w);
@@ -134,27 +161,55 @@ Blip2Config parse_blip2_config(const std::string& text, const std::string& where
   get(j, "use_decoder_only_language_model", &decoder_only, where);
   if (decoder_only) throw Error(where + ": decoder-only language models (OPT) are not supported; use a T5 BLIP-2");
   Blip2Config c;
-  c.vision = parse_vision(j.value("vision_config", json::object()), where + " vision_config");
-  c.qformer = parse_qformer(j.value("qformer_config", json::object()), where + " qformer_config");
-  c.text = parse_t5(j.value("text_config", json::object()), where + " text_config");
+  for (const char* sub : {"vision_config", "qformer_config", "text_config"})
+    if (j.contains(sub) && !j[sub].is_null() && !j[sub].is_object()) throw Error(where + ": field \"" + std::string(sub) + "\" must be an object");
+  auto sub_config = [&](const char* key) { return j.contains(key) && j[key].is_object() ? j[key] : json::object(); };
+  c.vision = parse_vision(sub_config("vision_config"), where + " vision_config");
+  c.qformer = parse_qformer(sub_config("qformer_config"), where + " qformer_config");
+  c.text = parse_t5(sub_config("text_config"), where + " text_config");
   get(j, "num_query_tokens", &c.num_query_tokens, where);
   int64_t idx = -1;
   if (j.contains("image_token_index") && !j["image_token_index"].is_null()) get(j, "image_token_index", &idx, where);
   else if (j.contains("image_token_id") && !j["image_token_id"].is_null()) get(j, "image_token_id", &idx, where);
   c.image_token_index = idx;
   need_positive(c.num_query_tokens, "num_query_tokens", where);
-  if (c.qformer.encoder_hidden_size != c.vision.hidden_size)
-    throw Error(where + ": qformer_config.encoder_hidden_size (" + std::to_string(c.qformer.encoder_hidden_size) +
-                ") must equal vision_config.hidden_size (" + std::to_string(c.vision.hidden_size) + ")");
+  // Blip2Config sets it from the vision tower whatever the file says (transformers 4.x and 5.x).
+  c.qformer.encoder_hidden_size = c.vision.hidden_size;
   if (c.image_token_index >= c.text.vocab_size)
     throw Error(where + ": image_token_index " + std::to_string(c.image_token_index) + " is outside the vocabulary");
   return c;
 }
 
+// HF's generate() takes its special tokens from generation_config.json when the directory has one,
+// the forward pass from config.json; tailor has one set, so the two must agree.
+static void check_generation_config(const std::string& file, const T5Config& t) {
+  json g;
+  try {
+    g = json::parse(read_file(file));
+  } catch (const json::exception& e) {
+    throw Error(file + ": invalid JSON: " + e.what());
+  }
+  if (!g.is_object()) throw Error(file + ": expected a JSON object");
+  const std::pair<const char*, int64_t> tokens[] = {
+      {"decoder_start_token_id", t.decoder_start_token_id}, {"eos_token_id", t.eos_token_id}, {"pad_token_id", t.pad_token_id}};
+  for (const auto& [key, model_value] : tokens) {
+    auto it = g.find(key);
+    if (it == g.end() || it->is_null()) continue;
+    json v = *it;
+    if (v.is_array() && v.size() == 1) v = v[0];
+    if (!v.is_number_integer() || v.get<int64_t>() != model_value)
+      throw Error(file + ": field \"" + key + "\" is " + it->dump() + " but config.json's text_config has " +
+                  std::to_string(model_value) + "; tailor generates with config.json's (one token id each), so it refuses a model that transformers would run with two");
+  }
+}
+
 Blip2Config load_blip2_config(const std::string& path) {
   std::string file = path;
   if (file_exists(join_path(path, "config.json"))) file = join_path(path, "config.json");
-  return parse_blip2_config(read_file(file), file);
+  Blip2Config c = parse_blip2_config(read_file(file), file);
+  std::string gen = join_path(path, "generation_config.json");
+  if (file != path && file_exists(gen)) check_generation_config(gen, c.text);
+  return c;
 }
 
 std::string blip2_config_json(const Blip2Config& c) {

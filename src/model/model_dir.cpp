@@ -43,8 +43,7 @@ Blip2Bundle load_model_dir(const std::string& dir, const torch::Device& dev, tor
   b.dir = dir;
   b.cfg = load_blip2_config(dir);
   Checkpoint ckpt = Checkpoint::open(dir);
-  bool separate_lm_head = ckpt.has("language_model.lm_head.weight");
-  b.model = Blip2ForConditionalGeneration(b.cfg, separate_lm_head);
+  b.model = Blip2ForConditionalGeneration(b.cfg, resolve_t5_ties(ckpt).untied);
   load_weights(*b.model, ckpt);
   cast_model(b.model, dtype);
   b.model->to(dev);

@@ -189,7 +189,7 @@ int64_t init_model_dir(const InitOptions& o) {
   b.dir = o.out_dir;
   b.cfg = preset_config(o.preset, tok.vocab_size());
   torch::manual_seed(o.seed);
-  b.model = Blip2ForConditionalGeneration(b.cfg, /*separate_lm_head=*/!b.cfg.text.tie_word_embeddings);
+  b.model = Blip2ForConditionalGeneration(b.cfg, T5Untied{false, false, /*lm_head=*/!b.cfg.text.tie_word_embeddings});
   std::string scheme = o.init == "auto" ? "hf" : o.init;
   if (scheme != "hf" && scheme != "fan-in") throw Error("--init must be auto, hf or fan-in (got \"" + o.init + "\")");
   if (scheme == "fan-in") init_fan_in(*b.model, b.cfg);

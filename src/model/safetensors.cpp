@@ -262,9 +262,16 @@ Checkpoint Checkpoint::open(const std::string& dir_or_file) {
     c.files_.push_back(std::move(f));
     return c;
   }
-  if (!fs::exists(index_path, ec))
+  if (!fs::exists(index_path, ec)) {
+    for (const char* pickle : {"pytorch_model.bin", "pytorch_model.bin.index.json"})
+      if (fs::exists(join_path(dir_or_file, pickle), ec))
+        throw Error("checkpoint directory " + dir_or_file + " has only PyTorch pickle weights (" + pickle +
+                    "); tailor reads safetensors only (unpickling can run code). Convert it once with transformers: "
+                    "python3 -c \"from transformers import Blip2ForConditionalGeneration as M; "
+                    "M.from_pretrained('" + dir_or_file + "').save_pretrained('" + dir_or_file + "-safetensors')\"");
     throw Error("checkpoint directory " + dir_or_file +
                 " has neither model.safetensors nor model.safetensors.index.json");
+  }
 
   nlohmann::json index;
   try {

@@ -152,7 +152,8 @@ void T5DecoderCache::reorder(const Tensor& index) {
   cross_bias = cross_bias.index_select(0, index);
 }
 
-T5StackImpl::T5StackImpl(const T5Config& c, bool decoder) : cfg(c), is_decoder(decoder) {
+T5StackImpl::T5StackImpl(const T5Config& c, bool decoder, bool own_embed_tokens) : cfg(c), is_decoder(decoder) {
+  if (own_embed_tokens) embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.d_model));
   block = register_module("block", torch::nn::ModuleList());
   int64_t n = decoder ? c.num_decoder_layers : c.num_layers;
   for (int64_t i = 0; i < n; ++i) block->push_back(T5Block(c, decoder, i == 0));
@@ -313,11 +314,24 @@ Tensor T5StackImpl::decode_step_static(const Tensor& embeds, T5StaticCache& cach
   return final_layer_norm->forward(h);
 }
 
-T5ForConditionalGenerationImpl::T5ForConditionalGenerationImpl(const T5Config& c, bool separate_lm_head) : cfg(c) {
+T5ForConditionalGenerationImpl::T5ForConditionalGenerationImpl(const T5Config& c, T5Untied u) : cfg(c) {
   shared = register_module("shared", torch::nn::Embedding(c.vocab_size, c.d_model));
-  encoder = register_module("encoder", T5Stack(c, false));
-  decoder = register_module("decoder", T5Stack(c, true));
-  if (separate_lm_head) lm_head = register_module("lm_head", Linear(c.d_model, c.vocab_size, false));
+  encoder = register_module("encoder", T5Stack(c, false, u.encoder_embed_tokens));
+  decoder = register_module("decoder", T5Stack(c, true, u.decoder_embed_tokens));
+  if (u.lm_head) lm_head = register_module("lm_head", Linear(c.d_model, c.vocab_size, false));
+}
+
+T5Untied T5ForConditionalGenerationImpl::untied() const {
+  T5Untied u;
+  u.encoder_embed_tokens = !encoder->embed_tokens.is_empty();
+  u.decoder_embed_tokens = !decoder->embed_tokens.is_empty();
+  u.lm_head = !lm_head.is_empty();
+  return u;
+}
+
+Tensor T5ForConditionalGenerationImpl::decoder_embed(const Tensor& ids) {
+  if (!decoder->embed_tokens.is_empty()) return decoder->embed_tokens->forward(ids);
+  return shared->forward(ids);
 }
 
 Tensor T5ForConditionalGenerationImpl::lm_logits(const Tensor& hidden) {
@@ -336,7 +350,7 @@ Tensor T5ForConditionalGenerationImpl::shift_right(const Tensor& labels) const {
 Tensor T5ForConditionalGenerationImpl::forward_labels(const Tensor& enc_hidden, const Tensor& enc_mask,
                                                       const Tensor& labels) {
   Tensor dec_in = shift_right(labels);
-  Tensor h = decoder->decode(shared->forward(dec_in), enc_hidden, enc_mask);
+  Tensor h = decoder->decode(decoder_embed(dec_in), enc_hidden, enc_mask);
   return lm_logits(h);
 }
 

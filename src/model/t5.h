@@ -109,7 +109,9 @@ struct T5StaticCache {
 };
 
 struct T5StackImpl : torch::nn::Module {
-  T5StackImpl(const T5Config& c, bool is_decoder);
+  // own_embed_tokens: the stack's `embed_tokens` is a tensor of its own (see T5Untied); otherwise it is
+  // `shared` and the stack has no such parameter.
+  T5StackImpl(const T5Config& c, bool is_decoder, bool own_embed_tokens = false);
   // Encoder: embeds [B,T,D], mask [B,T] (1 = token) -> hidden [B,T,D].
   torch::Tensor encode(const torch::Tensor& embeds, const torch::Tensor& mask);
   // Decoder over a whole target (training / scoring): causal self-attention.
@@ -124,6 +126,7 @@ struct T5StackImpl : torch::nn::Module {
   void fill_static_cache(T5StaticCache& cache, const torch::Tensor& enc_hidden, const torch::Tensor& enc_mask);
   torch::Tensor decode_step_static(const torch::Tensor& embeds, T5StaticCache& cache);
 
+  torch::nn::Embedding embed_tokens{nullptr};  // only when untied from `shared`
   torch::nn::ModuleList block;
   T5LayerNorm final_layer_norm{nullptr};
   T5Config cfg;
@@ -131,9 +134,21 @@ struct T5StackImpl : torch::nn::Module {
 };
 TORCH_MODULE(T5Stack);
 
+// Which of T5's copies of `shared` are tensors of their own. transformers 5.x ties lm_head and both
+// stacks' embed_tokens to `shared` when loading, except a copy the checkpoint stores with values that
+// differ from `shared`'s: that one stays separate and is used as stored (model/weights.h decides).
+struct T5Untied {
+  bool encoder_embed_tokens = false;  // never used by BLIP-2 (prompts are embedded with `shared`), kept to write back
+  bool decoder_embed_tokens = false;  // embeds the decoder's input tokens
+  bool lm_head = false;
+};
+
 struct T5ForConditionalGenerationImpl : torch::nn::Module {
-  // separate_lm_head=false ties lm_head to `shared` (no lm_head parameter of its own).
-  T5ForConditionalGenerationImpl(const T5Config& c, bool separate_lm_head);
+  // A copy that is not untied is `shared` itself (no parameter of its own).
+  T5ForConditionalGenerationImpl(const T5Config& c, T5Untied untied);
+  T5Untied untied() const;
+  // The decoder's token embeddings: decoder.embed_tokens when untied, else `shared`.
+  torch::Tensor decoder_embed(const torch::Tensor& ids);
   torch::Tensor lm_logits(const torch::Tensor& decoder_hidden);
   // Teacher-forced logits for labels [B,L] (-100 = ignore): decoder input = labels shifted right.
   torch::Tensor forward_labels(const torch::Tensor& enc_hidden, const torch::Tensor& enc_mask,

@@ -1,6 +1,8 @@
 #include "model/weights.h"
 
+#include <algorithm>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "util/error.h"
@@ -54,10 +56,37 @@ static bool ends_with(const std::string& s, const std::string& suf) {
   return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
 }
 
+static bool same_values(const TensorView& a, const TensorView& b) {
+  if (a.shape != b.shape) return false;
+  if (a.dtype == b.dtype) return a.nbytes == b.nbytes && std::memcmp(a.data, b.data, a.nbytes) == 0;
+  return torch::equal(tensor_from_view(a).to(torch::kDouble), tensor_from_view(b).to(torch::kDouble));
+}
+
+T5Ties resolve_t5_ties(const Checkpoint& ckpt, const std::string& prefix) {
+  // transformers' loop over T5's _tied_weights_keys {target: "shared.weight"} in declaration order.
+  T5Ties t;
+  std::string shared = prefix + "shared.weight";
+  const std::string copies[3] = {prefix + "lm_head.weight", prefix + "encoder.embed_tokens.weight",
+                                 prefix + "decoder.embed_tokens.weight"};
+  bool* untied[3] = {&t.untied.lm_head, &t.untied.encoder_embed_tokens, &t.untied.decoder_embed_tokens};
+  if (ckpt.has(shared)) t.shared_key = shared;
+  for (int i = 0; i < 3; ++i) {
+    if (!ckpt.has(copies[i])) continue;  // tied to shared (or to the stored copy that becomes shared)
+    if (t.shared_key.empty()) {
+      t.shared_key = copies[i];  // shared is missing: it takes this copy's tensor
+      continue;
+    }
+    *untied[i] = !same_values(ckpt.get(t.shared_key), ckpt.get(copies[i]));
+  }
+  return t;
+}
+
 void load_weights(torch::nn::Module& model, const Checkpoint& ckpt) {
   torch::NoGradGuard ng;
   std::set<std::string> used;
-  std::vector<std::string> missing, misshaped;
+  std::vector<std::string> missing, misshaped, untied_in_checkpoint;
+  std::map<std::string, Tensor> params;
+  for (auto& item : model.named_parameters(true)) params[item.key()] = item.value();
   auto copy_into = [&](Tensor& p, const Tensor& src, const std::string& name) {
     if (src.sizes() != p.sizes()) {
       misshaped.push_back(name + ": checkpoint " + shape_str(src.sizes().vec()) + ", model " + shape_str(p.sizes().vec()));
@@ -65,17 +94,31 @@ void load_weights(torch::nn::Module& model, const Checkpoint& ckpt) {
     }
     p.copy_(src.to(p.device(), p.scalar_type()));
   };
-  for (auto& item : model.named_parameters(true)) {
-    const std::string& name = item.key();
-    Tensor& p = item.value();
+  // Exception 1: T5's tied copies of `shared` (resolve_t5_ties). The ones the checkpoint keeps as
+  // tensors of their own load below by name; the tied ones are consumed here.
+  const std::string lm = "language_model.";
+  T5Ties ties = resolve_t5_ties(ckpt, lm);
+  const std::pair<std::string, bool> copies[3] = {{lm + "lm_head.weight", ties.untied.lm_head},
+                                                  {lm + "encoder.embed_tokens.weight", ties.untied.encoder_embed_tokens},
+                                                  {lm + "decoder.embed_tokens.weight", ties.untied.decoder_embed_tokens}};
+  for (const auto& [key, untied] : copies) {
+    if (!ckpt.has(key)) continue;
+    if (!untied) used.insert(key);
+    else if (!params.count(key)) untied_in_checkpoint.push_back(key);
+  }
+  for (auto& [name, p] : params) {
     if (name.find("lora_") != std::string::npos) continue;
+    if (name == lm + "shared.weight" && !ties.shared_key.empty()) {
+      copy_into(p, tensor_from_view(ckpt.get(ties.shared_key)), name);
+      used.insert(ties.shared_key);
+      continue;
+    }
     if (ckpt.has(name)) {
       copy_into(p, tensor_from_view(ckpt.get(name)), name);
       used.insert(name);
       continue;
     }
-    // Exception table.
-    // 1. transformers 4.x checkpoints keep the ViT attention bias as q_bias and v_bias.
+    // Exception 2: transformers 4.x checkpoints keep the ViT attention bias as q_bias and v_bias.
     if (ends_with(name, "self_attn.qkv.bias")) {
       std::string base = name.substr(0, name.size() - std::strlen("qkv.bias"));
       if (ckpt.has(base + "q_bias") && ckpt.has(base + "v_bias")) {
@@ -86,29 +129,17 @@ void load_weights(torch::nn::Module& model, const Checkpoint& ckpt) {
         continue;
       }
     }
-    // 2. Some writers store only the tied copies of the T5 embedding.
-    if (ends_with(name, "language_model.shared.weight")) {
-      std::string base = name.substr(0, name.size() - std::strlen("shared.weight"));
-      for (const char* alt : {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight"})
-        if (ckpt.has(base + alt)) {
-          copy_into(p, tensor_from_view(ckpt.get(base + alt)), name);
-          used.insert(base + alt);
-          goto next;
-        }
-    }
     missing.push_back(name);
-  next:;
   }
   std::vector<std::string> unexpected;
   for (const auto& k : ckpt.names()) {
     if (used.count(k)) continue;
-    // 3. Tied copies of shared written by transformers 5.x; a tied lm_head when the model ties it.
-    if (ends_with(k, "encoder.embed_tokens.weight") || ends_with(k, "decoder.embed_tokens.weight")) continue;
-    // 4. HF ignores this unused weight of old T5 checkpoints too.
+    if (std::find(untied_in_checkpoint.begin(), untied_in_checkpoint.end(), k) != untied_in_checkpoint.end()) continue;
+    // Exception 3: HF ignores this unused weight of old T5 checkpoints too.
     if (ends_with(k, "decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight")) continue;
     unexpected.push_back(k);
   }
-  if (!missing.empty() || !unexpected.empty() || !misshaped.empty()) {
+  if (!missing.empty() || !unexpected.empty() || !misshaped.empty() || !untied_in_checkpoint.empty()) {
     std::string msg = "checkpoint " + ckpt.where() + " does not match the model:";
     auto list = [&](const char* what, const std::vector<std::string>& v) {
       if (v.empty()) return;
@@ -119,6 +150,7 @@ void load_weights(torch::nn::Module& model, const Checkpoint& ckpt) {
     list("missing tensors", missing);
     list("unexpected tensors", unexpected);
     list("tensors with the wrong shape", misshaped);
+    list("copies of language_model.shared.weight stored with other values, which this model ties to it", untied_in_checkpoint);
     throw Error(msg);
   }
 }

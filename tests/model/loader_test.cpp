@@ -4,6 +4,9 @@
 
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
+#include "model/config.h"
 #include "model/model_dir.h"
 #include "model/weights.h"
 #include "test_util.h"
@@ -130,4 +133,87 @@ TEST(Loader, MissingLmHeadMeansTiedToShared) {
   Tensor h = torch::randn({1, 2, b.cfg.text.d_model});
   Tensor want = torch::matmul(h, b.model->language_model->shared->weight.t());
   EXPECT_TRUE(torch::allclose(b.model->language_model->lm_logits(h), want, 1e-5, 1e-6));
+}
+
+// transformers 5.x's tie rule (model/weights.h resolve_t5_ties) on the cases no HF writer produces
+// for the fixtures: a copy with another shape, `shared` missing.
+TEST(Loader, CopyOfSharedWithAnotherShapeIsRefusedNamingIt) {
+  std::string key = "language_model.encoder.embed_tokens.weight";
+  std::string msg = load_error(variant("embed_shape", [&](auto& w) { w[key] = torch::zeros({w[key].size(0), 3}); }));
+  EXPECT_NE(msg.find(key + ": checkpoint ["), std::string::npos) << msg;
+}
+
+TEST(Loader, MissingSharedTakesTheFirstStoredCopyInHfOrder) {
+  const std::string lm = "language_model.";
+  Checkpoint ck = Checkpoint::open(fixture() + "/model.safetensors");
+  Tensor shared = tensor_from_view(ck.get(lm + "shared.weight")), head = tensor_from_view(ck.get(lm + "lm_head.weight"));
+  // lm_head comes first: `shared` takes its values, and the stored embed_tokens (= the old shared) now differ.
+  Blip2Bundle a = load_model_dir(variant("no_shared", [&](auto& w) { w.erase(lm + "shared.weight"); }), torch::kCPU, torch::kFloat);
+  T5Untied u = a.model->language_model->untied();
+  EXPECT_FALSE(u.lm_head);
+  EXPECT_TRUE(u.encoder_embed_tokens && u.decoder_embed_tokens);
+  EXPECT_TRUE(torch::equal(a.model->language_model->shared->weight, head));
+  EXPECT_TRUE(torch::equal(a.model->language_model->decoder->embed_tokens->weight, shared));
+  // Without lm_head, encoder.embed_tokens is first: everything is the old shared, tied.
+  Blip2Bundle b = load_model_dir(variant("no_shared_head", [&](auto& w) {
+                                   w.erase(lm + "shared.weight");
+                                   w.erase(lm + "lm_head.weight");
+                                 }),
+                                 torch::kCPU, torch::kFloat);
+  u = b.model->language_model->untied();
+  EXPECT_FALSE(u.lm_head || u.encoder_embed_tokens || u.decoder_embed_tokens);
+  EXPECT_TRUE(torch::equal(b.model->language_model->shared->weight, shared));
+}
+
+TEST(Loader, PickleOnlyDirectorySaysHowToConvert) {
+  std::string dir = variant("pickle", [](auto&) {});
+  fs::remove(dir + "/model.safetensors");
+  write_file_atomic(dir + "/pytorch_model.bin", "not read");
+  std::string msg = load_error(dir);
+  EXPECT_NE(msg.find("pytorch_model.bin"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("save_pretrained"), std::string::npos) << msg;
+}
+
+TEST(Loader, GenerationConfigThatDisagreesWithConfigIsRefused) {
+  std::string dir = variant("genconfig", [](auto&) {});
+  write_file_atomic(dir + "/generation_config.json", R"({"decoder_start_token_id": 0, "eos_token_id": [1], "pad_token_id": 0})");
+  EXPECT_EQ(load_error(dir), "");
+  write_file_atomic(dir + "/generation_config.json", R"({"decoder_start_token_id": 0, "eos_token_id": [1, 2]})");
+  std::string msg = load_error(dir);
+  EXPECT_NE(msg.find("generation_config.json: field \"eos_token_id\""), std::string::npos) << msg;
+}
+
+namespace {
+// The fixture's config.json with one edit, parsed.
+std::string config_error(const std::function<void(nlohmann::json&)>& edit, Blip2Config* out = nullptr) {
+  nlohmann::json j = nlohmann::json::parse(read_file(fixture() + "/config.json"));
+  edit(j);
+  try {
+    Blip2Config c = parse_blip2_config(j.dump(), "config.json");
+    if (out) *out = c;
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(Config, ReadsWhatTransformersReads) {
+  Blip2Config c;
+  // No model_type in text_config: transformers builds OPT, which tailor does not run.
+  EXPECT_NE(config_error([](auto& j) { j["text_config"].erase("model_type"); }).find("transformers builds OPT"), std::string::npos);
+  // 5.x writes sizes as [h, w]; square ones are the same model, others are refused.
+  EXPECT_EQ(config_error([](auto& j) { j["vision_config"]["image_size"] = {224, 224}; }, &c), "");
+  EXPECT_EQ(c.vision.image_size, 224);
+  EXPECT_NE(config_error([](auto& j) { j["vision_config"]["image_size"] = {224, 160}; }).find("\"image_size\""), std::string::npos);
+  // feed_forward_proj must be "gated-ACT" or "ACT", as T5Config.validate_architecture.
+  EXPECT_NE(config_error([](auto& j) { j["text_config"]["feed_forward_proj"] = "double-gelu"; }).find("feed_forward_proj"), std::string::npos);
+  // Blip2Config sets the Q-Former's encoder_hidden_size from the vision tower.
+  EXPECT_EQ(config_error([](auto& j) { j["qformer_config"]["encoder_hidden_size"] = 1408; }, &c), "");
+  EXPECT_EQ(c.qformer.encoder_hidden_size, c.vision.hidden_size);
+  // T5Config's attribute_map: an alias wins over the field.
+  EXPECT_EQ(config_error([](auto& j) { j["text_config"]["hidden_size"] = 48; }, &c), "");
+  EXPECT_EQ(c.text.d_model, 48);
+  // An activation tailor does not compute is refused when reading, naming the field.
+  EXPECT_NE(config_error([](auto& j) { j["vision_config"]["hidden_act"] = "quick_gelu"; }).find("hidden_act \"quick_gelu\""), std::string::npos);
 }

@@ -35,7 +35,7 @@ Inputs make_inputs(const Blip2Config& c) {
 
 Blip2ForConditionalGeneration make_model(uint64_t seed) {
   torch::manual_seed(seed);
-  Blip2ForConditionalGeneration m(small_config(), true);
+  Blip2ForConditionalGeneration m(small_config(), T5Untied{false, false, /*lm_head=*/true});
   torch::NoGradGuard ng;
   m->query_tokens.normal_(0, 0.5);  // zeros by construction: give the image side something to carry
   m->eval();

@@ -54,7 +54,7 @@ std::set<std::string> linear_names(torch::nn::Module& m) {
 TEST(Lora, SuffixMatchSelectsOnlyT5QAndV) {
   torch::manual_seed(0);
   Blip2Config c = small_config();
-  Blip2ForConditionalGeneration m(c, true);
+  Blip2ForConditionalGeneration m(c, T5Untied{false, false, /*lm_head=*/true});
   // The negative cases must exist in the model for the check to mean anything.
   std::set<std::string> linears = linear_names(*m);
   EXPECT_TRUE(linears.count("vision_model.encoder.layers.0.self_attn.qkv"));
@@ -100,7 +100,7 @@ TEST(Lora, SuffixRules) {
 }
 
 TEST(Lora, UnknownTargetIsAnError) {
-  Blip2ForConditionalGeneration m(small_config(), true);
+  Blip2ForConditionalGeneration m(small_config(), T5Untied{false, false, /*lm_head=*/true});
   LoraOptions o;
   o.targets = {"nonexistent_proj"};
   try {
@@ -137,7 +137,7 @@ TEST(Lora, FlanT5XlShape) {
   c.text.d_kv = 4;
   c.text.num_heads = 2;
   c.text.d_ff = 8;
-  Blip2ForConditionalGeneration m(c, true);
+  Blip2ForConditionalGeneration m(c, T5Untied{false, false, /*lm_head=*/true});
   LoraOptions o;  // defaults: r 8, alpha 32, dropout 0.05, q,v
   LoraSummary s = attach_lora(*m, o);
   std::vector<std::string> got = s.modules;

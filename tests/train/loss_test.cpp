@@ -18,7 +18,7 @@ namespace {
 
 Blip2ForConditionalGeneration make_model() {
   torch::manual_seed(11);
-  Blip2ForConditionalGeneration m(small_config(), true);
+  Blip2ForConditionalGeneration m(small_config(), T5Untied{false, false, /*lm_head=*/true});
   torch::NoGradGuard ng;
   m->query_tokens.normal_(0, 0.5);
   m->eval();

@@ -52,6 +52,17 @@ def derived_images(photos):
     b = np.asarray(photos[3]).repeat(2, 0).repeat(2, 1)  # nearest 2x -> 448x448, downscaled to 224
     return [Image.fromarray(np.ascontiguousarray(a)), Image.fromarray(np.ascontiguousarray(b))]
 
+def unit_scale_init(model, g):
+    """Weights with unit-scale activations, so logits are far from ties and greedy/beam ids are stable."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() >= 2:
+                fan_in = p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(fan_in))
+            else:
+                p.copy_(0.1 * torch.randn(p.shape, generator=g) + (1.0 if "norm" in name.lower() or "LayerNorm" in name else 0.0))
+        model.language_model.shared.weight.copy_(torch.randn(model.language_model.shared.weight.shape, generator=g))
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", required=True)
@@ -90,16 +101,9 @@ def main():
     model.generation_config.decoder_start_token_id = 0
     model.generation_config.pad_token_id = 0
     model.generation_config.eos_token_id = 1
-    # Weights with unit-scale activations, so logits are far from ties and greedy/beam ids are stable.
     g = torch.Generator().manual_seed(1)
+    unit_scale_init(model, g)
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() >= 2:
-                fan_in = p[0].numel()
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(fan_in))
-            else:
-                p.copy_(0.1 * torch.randn(p.shape, generator=g) + (1.0 if "norm" in name.lower() or "LayerNorm" in name else 0.0))
-        model.language_model.shared.weight.copy_(torch.randn(model.language_model.shared.weight.shape, generator=g))
         lm = model.language_model
         if lm.lm_head.weight.data_ptr() == lm.shared.weight.data_ptr():
             lm.lm_head.weight = torch.nn.Parameter(torch.randn(lm.shared.weight.shape, generator=g) / 8.0)

@@ -1,12 +1,14 @@
 """PEFT / HF load check of `tailor train` outputs (run where transformers + peft are installed).
 
-  python3 tools/peft_check/check.py BASE_MODEL_DIR TRAIN_OUT_DIR
+  python3 tools/peft_check/check.py BASE_MODEL_DIR TRAIN_OUT_DIR [TAILOR_LOGITS]
 
 Loads the base model with Blip2ForConditionalGeneration.from_pretrained, applies TRAIN_OUT_DIR/adapter
 with PeftModel.from_pretrained, and checks: every adapter tensor lands in a LoRA module (none missing,
 none unexpected), PEFT's teacher-forced logits equal those of TRAIN_OUT_DIR/model (tailor's merged
-model, loaded by HF), and PEFT's own merge_and_unload() gives tailor's merged weights. Exit 1 on a
-mismatch.
+model, loaded by HF), and PEFT's own merge_and_unload() gives tailor's merged weights. With
+TAILOR_LOGITS (a safetensors file of pixel_values, input_ids, attention_mask, labels and the logits
+tailor computed with its merged model, as tests/train/untied_checkpoint_test.cpp writes), HF's logits
+of the merged model on those inputs must equal tailor's too. Exit 1 on a mismatch.
 """
 import sys
 
@@ -83,6 +85,15 @@ def main():
     print(f"PEFT merge_and_unload vs tailor's merged weights: max abs difference {worst:.3g}")
     if worst > 1e-5:
         ok = False
+    if len(sys.argv) > 3:
+        t = load_file(sys.argv[3])
+        with torch.no_grad():
+            hf = merged(pixel_values=t["pixel_values"], input_ids=t["input_ids"], attention_mask=t["attention_mask"],
+                        labels=t["labels"]).logits
+        err = rel(hf, t["logits"])
+        print(f"HF's logits of tailor's merged model vs tailor's own: relative error {err:.3g}")
+        if err > 1e-4:
+            ok = False
     print("OK" if ok else "MISMATCH")
     sys.exit(0 if ok else 1)
 
