@@ -20,9 +20,9 @@ using namespace tailor;
 class InstantAnswerer : public Answerer {
  public:
   InstantAnswerer() { task_.attributes = default_attributes(); }
-  std::vector<std::string> answer(const std::vector<AnswerRequest>& requests, const GenerationOptions&) override {
-    std::vector<std::string> out;
-    for (const auto& r : requests) out.push_back("Sleeve Length: " + std::to_string(r.image->width));
+  std::vector<Answer> answer(const std::vector<AnswerRequest>& requests, const GenerationOptions&) override {
+    std::vector<Answer> out;
+    for (const auto& r : requests) out.push_back({"Sleeve Length: " + std::to_string(r.image->width)});
     return out;
   }
   const TaskInfo& task() const override { return task_; }

@@ -106,6 +106,12 @@ void save_task_info(const std::string& model_dir, const TaskInfo& info) {
   j["attributes"] = json::array();
   for (const auto& a : info.attributes) j["attributes"].push_back({{"name", a.name}, {"question", a.question}});
   j["values"] = info.values;
+  if (!info.temperature.empty() || !info.threshold.empty()) {
+    json c = json::object();
+    for (const auto& [a, t] : info.temperature) c[a]["temperature"] = t;
+    for (const auto& [a, t] : info.threshold) c[a]["threshold"] = t;
+    j["calibration"] = c;
+  }
   write_file_atomic(join_path(model_dir, kTaskFile), j.dump(2) + "\n");
 }
 
@@ -129,6 +135,27 @@ TaskInfo load_task_info(const std::string& model_dir) {
       info.values = j["values"].get<std::map<std::string, std::vector<std::string>>>();
     } catch (const json::exception& e) {
       throw Error(path + ": field \"values\" must map attribute to a list of strings");
+    }
+  }
+  if (j.contains("calibration")) {
+    const json& c = j["calibration"];
+    if (!c.is_object()) throw Error(path + ": field \"calibration\" must be an object {attribute: {temperature, threshold}}");
+    for (auto it = c.begin(); it != c.end(); ++it) {
+      std::string where = path + ": calibration[\"" + it.key() + "\"]";
+      if (!it.value().is_object()) throw Error(where + " must be an object");
+      for (auto f = it.value().begin(); f != it.value().end(); ++f) {
+        if (!f.value().is_number()) throw Error(where + "." + f.key() + " must be a number");
+        double v = f.value().get<double>();
+        if (f.key() == "temperature") {
+          if (!(v > 0 && v < 1e6)) throw Error(where + ".temperature must be positive, got " + f.value().dump());
+          info.temperature[it.key()] = v;
+        } else if (f.key() == "threshold") {
+          if (!(v >= 0 && v <= 1)) throw Error(where + ".threshold must be in [0, 1], got " + f.value().dump());
+          info.threshold[it.key()] = v;
+        } else {
+          throw Error(where + ": unknown field \"" + f.key() + "\" (temperature, threshold)");
+        }
+      }
     }
   }
   return info;

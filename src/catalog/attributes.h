@@ -34,6 +34,9 @@ std::pair<std::string, std::string> parse_answer(const std::string& text,
 struct TaskInfo {
   std::vector<AttributeSpec> attributes;
   std::map<std::string, std::vector<std::string>> values;  // attribute -> values seen in training
+  // Choice-answer calibration, fitted by `tailor eval --calibrate` on the validation split:
+  std::map<std::string, double> temperature;  // attribute -> softmax temperature (absent: 1)
+  std::map<std::string, double> threshold;    // attribute -> confidence below which a person reviews
 };
 void save_task_info(const std::string& model_dir, const TaskInfo& info);
 // Missing file → default_attributes() and no values (a plain HF checkpoint).

@@ -21,6 +21,9 @@ struct DescribeFlags {
   double timeout_s = 180, connect_timeout_s = 10;
   std::string system_prompt_file;
   bool quiet = false;
+  std::string answer = "choice";
+  double review_below = -1;
+  bool doubtful_to_writer = false;
   WriterConfig writer;
 };
 
@@ -81,6 +84,9 @@ static void run_describe(DescribeFlags f) {
   opts.concurrency = f.concurrency;
   opts.batch_size = f.batch_size;
   opts.show_progress = !f.quiet;
+  opts.answer_mode = parse_answer_mode(f.answer);
+  opts.review_below_override = f.review_below;
+  opts.doubtful_to_writer = f.doubtful_to_writer;
   DescribeSummary s = describe_products(products, *writer, answerer.get(), opts);
   std::fputs(s.text().c_str(), stdout);
   std::fflush(stdout);
@@ -99,6 +105,12 @@ void add_describe(CLI::App& app) {
   cmd->add_option("--model", f->model_dir, "Model directory: predict the attributes from the photos");
   cmd->add_option("--device", f->device, "Device for --model (cpu, cuda)");
   cmd->add_option("--batch-size", f->batch_size, "Photos per model pass");
+  cmd->add_option("--answer", f->answer, "With --model: choice (likeliest known value + confidence) or free (generated text)")
+      ->check(CLI::IsMember({"choice", "free"}));
+  cmd->add_option("--review-below", f->review_below,
+                  "Mark a product needs_review when a predicted attribute's confidence is below this (default: the model's calibrated threshold, else 0.5)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_flag("--doubtful-to-writer", f->doubtful_to_writer, "Give the writer doubtful attributes too (default: left out of its facts)");
   cmd->add_option("--attributes", f->attributes_file, "Attribute templates (JSON) to read from the catalog");
   cmd->add_option("--article-types", f->article_types, "Only these articleType values (e.g. Shirts,Tshirts)")
       ->delimiter(',');

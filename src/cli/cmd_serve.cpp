@@ -28,6 +28,7 @@ void add_serve(CLI::App& app) {
     int timeout_ms = 30000;
     int max_payload_mb = 6;
     int http_threads = 0;
+    std::string answer = "choice";
     WriterConfig writer;
   };
   auto f = std::make_shared<Flags>();
@@ -42,6 +43,9 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--max-payload-mb", f->max_payload_mb, "Largest request body in MiB (then 413)")->check(CLI::Range(1, 1024))->capture_default_str();
   cmd->add_option("--http-threads", f->http_threads, "Connections served at once (0: queue + max batch + 8)")->check(CLI::Range(0, 4096))->capture_default_str();
   cmd->add_option("--auth-token-env", f->auth_token_env, "Require 'Authorization: Bearer <token>', the token read from this environment variable");
+  cmd->add_option("--answer", f->answer, "Default answer mode: choice (the likeliest known value, with a confidence) or free (generated text); requests may set parameters.answer")
+      ->check(CLI::IsMember({"choice", "free"}))
+      ->capture_default_str();
   cmd->add_option("--device", f->device, "cpu or cuda[:N]")->capture_default_str();
   cmd->add_option("--dtype", f->dtype, "auto, f32, bf16 or f16")->capture_default_str();
   cmd->add_option("--writer", f->writer.kind, "Description writer for /describe: none, offline, bedrock or openai")
@@ -73,6 +77,7 @@ void add_serve(CLI::App& app) {
     o.timeout_ms = f->timeout_ms;
     o.max_payload_bytes = static_cast<size_t>(f->max_payload_mb) << 20;
     o.http_threads = f->http_threads;
+    o.answer_mode = parse_answer_mode(f->answer);
     if (!f->auth_token_env.empty()) {
       const char* t = std::getenv(f->auth_token_env.c_str());
       if (!t || !*t) throw Error("--auth-token-env " + f->auth_token_env + ": the variable is not set or empty");

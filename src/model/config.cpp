@@ -2,6 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <climits>
+#include <cmath>
+#include <type_traits>
+
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -11,21 +15,35 @@ using json = nlohmann::json;
 
 namespace {
 
-// Reads key into out when present; a present key of the wrong type is an error naming it.
+// Reads key into out when present; a present key of the wrong type is an error naming it. Integer
+// fields take integers only (3.9 is not 3; 1e300 is no int64), number fields finite numbers.
 template <typename T>
 void get(const json& j, const char* key, T* out, const std::string& where) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return;
-  try {
-    *out = it->get<T>();
-  } catch (const json::exception&) {
-    throw Error(where + ": field \"" + key + "\" has the wrong type (" + it->dump() + ")");
-  }
+  bool ok = true;
+  if constexpr (std::is_same_v<T, bool>) ok = it->is_boolean();
+  else if constexpr (std::is_integral_v<T>)
+    ok = it->is_number_integer() && !(it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(INT64_MAX));
+  else if constexpr (std::is_floating_point_v<T>) ok = it->is_number() && std::isfinite(it->get<double>());
+  else ok = it->is_string();
+  if (!ok) throw Error(where + ": field \"" + key + "\" has the wrong type or range (" + it->dump() + ")");
+  *out = it->get<T>();
 }
 
-void need_positive(int64_t v, const char* key, const std::string& where) {
-  if (v <= 0) throw Error(where + ": field \"" + std::string(key) + "\" must be positive, got " + std::to_string(v));
+// Bounds that keep a config within what a real BLIP-2 can be, so a typo is refused with the field's
+// name rather than becoming an allocation of terabytes or a model that answers garbage.
+void need_in(int64_t v, int64_t lo, int64_t hi, const char* key, const std::string& where) {
+  if (v < lo || v > hi)
+    throw Error(where + ": field \"" + std::string(key) + "\" is " + std::to_string(v) + ", outside [" + std::to_string(lo) +
+                ", " + std::to_string(hi) + "]");
 }
+void need_in(double v, double lo, double hi, bool lo_open, const char* key, const std::string& where) {
+  if (!(lo_open ? v > lo : v >= lo) || !(v < hi))
+    throw Error(where + ": field \"" + std::string(key) + "\" is " + std::to_string(v) + ", outside " + (lo_open ? "(" : "[") +
+                std::to_string(lo) + ", " + std::to_string(hi) + ")");
+}
+constexpr int64_t kMaxWidth = 1 << 16, kMaxFfn = 1 << 18, kMaxLayers = 256, kMaxVocab = 1 << 22;
 
 // The activations model/layers.cpp computes (HF's ACT2FN names).
 void need_activation(const std::string& act, const char* key, const std::string& where) {
@@ -55,9 +73,13 @@ VisionConfig parse_vision(const json& j, const std::string& w) {
   get(j, "layer_norm_eps", &c.layer_norm_eps, w);
   get(j, "qkv_bias", &c.qkv_bias, w);
   need_activation(c.hidden_act, "hidden_act", w);
-  need_positive(c.hidden_size, "hidden_size", w);
-  need_positive(c.num_attention_heads, "num_attention_heads", w);
-  need_positive(c.patch_size, "patch_size", w);
+  need_in(c.hidden_size, 1, kMaxWidth, "hidden_size", w);
+  need_in(c.intermediate_size, 1, kMaxFfn, "intermediate_size", w);
+  need_in(c.num_hidden_layers, 1, kMaxLayers, "num_hidden_layers", w);
+  need_in(c.num_attention_heads, 1, c.hidden_size, "num_attention_heads", w);
+  need_in(c.image_size, 1, 8192, "image_size", w);
+  need_in(c.patch_size, 1, c.image_size, "patch_size", w);
+  need_in(c.layer_norm_eps, 0.0, 1.0, true, "layer_norm_eps", w);
   if (c.hidden_size % c.num_attention_heads != 0)
     throw Error(w + ": hidden_size must be a multiple of num_attention_heads");
   if (c.image_size % c.patch_size != 0) throw Error(w + ": image_size must be a multiple of patch_size");
@@ -80,9 +102,14 @@ QFormerConfig parse_qformer(const json& j, const std::string& w) {
   get(j, "use_qformer_text_input", &text_input, w);
   if (text_input) throw Error(w + ": use_qformer_text_input=true (InstructBLIP-style) is not supported");
   need_activation(c.hidden_act, "hidden_act", w);
-  need_positive(c.hidden_size, "hidden_size", w);
-  need_positive(c.num_attention_heads, "num_attention_heads", w);
-  need_positive(c.cross_attention_frequency, "cross_attention_frequency", w);
+  need_in(c.hidden_size, 1, kMaxWidth, "hidden_size", w);
+  need_in(c.intermediate_size, 1, kMaxFfn, "intermediate_size", w);
+  need_in(c.num_hidden_layers, 1, kMaxLayers, "num_hidden_layers", w);
+  need_in(c.num_attention_heads, 1, c.hidden_size, "num_attention_heads", w);
+  need_in(c.cross_attention_frequency, 1, kMaxLayers, "cross_attention_frequency", w);
+  need_in(c.layer_norm_eps, 0.0, 1.0, true, "layer_norm_eps", w);
+  need_in(c.hidden_dropout_prob, 0.0, 1.0, false, "hidden_dropout_prob", w);
+  need_in(c.attention_probs_dropout_prob, 0.0, 1.0, false, "attention_probs_dropout_prob", w);
   if (c.hidden_size % c.num_attention_heads != 0)
     throw Error(w + ": hidden_size must be a multiple of num_attention_heads");
   return c;
@@ -136,10 +163,20 @@ T5Config parse_t5(const json& j, const std::string& w) {
   c.decoder_start_token_id = c.pad_token_id;
   get(j, "decoder_start_token_id", &c.decoder_start_token_id, w);
   need_activation(c.dense_act_fn, "dense_act_fn", w);
-  need_positive(c.vocab_size, "vocab_size", w);
-  need_positive(c.d_model, "d_model", w);
-  need_positive(c.num_heads, "num_heads", w);
-  need_positive(c.d_kv, "d_kv", w);
+  need_in(c.vocab_size, 1, kMaxVocab, "vocab_size", w);
+  need_in(c.d_model, 1, kMaxWidth, "d_model", w);
+  need_in(c.num_heads, 1, kMaxWidth, "num_heads", w);
+  need_in(c.d_kv, 1, kMaxWidth, "d_kv", w);
+  need_in(c.d_ff, 1, kMaxFfn, "d_ff", w);
+  need_in(c.num_layers, 1, kMaxLayers, "num_layers", w);
+  need_in(c.num_decoder_layers, 1, kMaxLayers, "num_decoder_layers", w);
+  need_in(c.relative_attention_num_buckets, 1, 1 << 16, "relative_attention_num_buckets", w);
+  need_in(c.relative_attention_max_distance, 1, 1 << 20, "relative_attention_max_distance", w);
+  need_in(c.dropout_rate, 0.0, 1.0, false, "dropout_rate", w);
+  need_in(c.layer_norm_epsilon, 0.0, 1.0, true, "layer_norm_epsilon", w);
+  need_in(c.pad_token_id, 0, c.vocab_size - 1, "pad_token_id", w);
+  need_in(c.eos_token_id, 0, c.vocab_size - 1, "eos_token_id", w);
+  need_in(c.decoder_start_token_id, 0, c.vocab_size - 1, "decoder_start_token_id", w);
   return c;
 }
 
@@ -172,10 +209,10 @@ Blip2Config parse_blip2_config(const std::string& text, const std::string& where
   if (j.contains("image_token_index") && !j["image_token_index"].is_null()) get(j, "image_token_index", &idx, where);
   else if (j.contains("image_token_id") && !j["image_token_id"].is_null()) get(j, "image_token_id", &idx, where);
   c.image_token_index = idx;
-  need_positive(c.num_query_tokens, "num_query_tokens", where);
+  need_in(c.num_query_tokens, 1, 4096, "num_query_tokens", where);
   // Blip2Config sets it from the vision tower whatever the file says (transformers 4.x and 5.x).
   c.qformer.encoder_hidden_size = c.vision.hidden_size;
-  if (c.image_token_index >= c.text.vocab_size)
+  if (c.image_token_index >= c.text.vocab_size || c.image_token_index < -1)
     throw Error(where + ": image_token_index " + std::to_string(c.image_token_index) + " is outside the vocabulary");
   return c;
 }
@@ -201,6 +238,21 @@ static void check_generation_config(const std::string& file, const T5Config& t) 
       throw Error(file + ": field \"" + key + "\" is " + it->dump() + " but config.json's text_config has " +
                   std::to_string(model_value) + "; tailor generates with config.json's (one token id each), so it refuses a model that transformers would run with two");
   }
+}
+
+double estimated_parameters(const Blip2Config& c) {
+  const VisionConfig& v = c.vision;
+  const QFormerConfig& q = c.qformer;
+  const T5Config& t = c.text;
+  double h = v.hidden_size, hq = q.hidden_size, d = t.d_model, inner = double(t.num_heads) * t.d_kv;
+  double vision = 3.0 * v.patch_size * v.patch_size * h + double(v.num_positions()) * h +
+                  v.num_hidden_layers * (4 * h * h + 2 * h * v.intermediate_size + 8 * h);
+  double cross_layers = std::ceil(double(q.num_hidden_layers) / q.cross_attention_frequency);
+  double qformer = q.num_hidden_layers * (4 * hq * hq + 4 * hq * q.intermediate_size + 8 * hq) +
+                   cross_layers * (2 * hq * hq + 2 * hq * q.encoder_hidden_size) + double(c.num_query_tokens) * hq;
+  double ffn = (t.is_gated_act ? 3.0 : 2.0) * d * t.d_ff;
+  double text = 2.0 * t.vocab_size * d + t.num_layers * (4 * d * inner + ffn) + t.num_decoder_layers * (8 * d * inner + ffn);
+  return vision + qformer + hq * d + text;
 }
 
 Blip2Config load_blip2_config(const std::string& path) {

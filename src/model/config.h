@@ -68,6 +68,10 @@ struct Blip2Config {
 // Reads config.json (a path to the file or to its directory). Errors name the file and field.
 Blip2Config load_blip2_config(const std::string& path);
 Blip2Config parse_blip2_config(const std::string& json_text, const std::string& where);
+// About how many parameters the model has (to within a few percent: norms and biases counted
+// roughly), so a config that needs more memory than the machine has is refused before allocating.
+double estimated_parameters(const Blip2Config& cfg);
+
 // config.json text that both tailor and HF transformers (4.x and 5.x) read back to the same model.
 std::string blip2_config_json(const Blip2Config& cfg);
 

@@ -2,6 +2,8 @@
 
 #include <ATen/Context.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "model/weights.h"
@@ -42,6 +44,12 @@ Blip2Bundle load_model_dir(const std::string& dir, const torch::Device& dev, tor
   Blip2Bundle b;
   b.dir = dir;
   b.cfg = load_blip2_config(dir);
+  // Modules are built in float32 on the host first: refuse a config the memory can't hold.
+  double need = estimated_parameters(b.cfg) * 4, have = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+  if (have > 0 && need > have)
+    throw Error(dir + "/config.json: the model it describes needs about " + std::to_string(int64_t(need / (1 << 20))) +
+                " MiB as float32 while building, more than this machine's " + std::to_string(int64_t(have / (1 << 20))) +
+                " MiB of memory");
   Checkpoint ckpt = Checkpoint::open(dir);
   b.model = Blip2ForConditionalGeneration(b.cfg, resolve_t5_ties(ckpt).untied);
   load_weights(*b.model, ckpt);

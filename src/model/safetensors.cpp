@@ -149,6 +149,8 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
     uint64_t at = 8 + (e.byte > 0 ? e.byte - 1 : 0);
     throw Error(path + ": header is not valid JSON (error near byte " + std::to_string(at) +
                 " of the file): " + e.what());
+  } catch (const nlohmann::json::exception& e) {  // e.g. a number out of range (1e999)
+    throw Error(path + ": header is not valid JSON: " + e.what());
   }
   if (!header.is_object()) throw Error(path + ": header JSON (byte 8) is not an object");
 
@@ -278,6 +280,8 @@ Checkpoint Checkpoint::open(const std::string& dir_or_file) {
     index = nlohmann::json::parse(read_file(index_path));
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(index_path + ": not valid JSON (byte " + std::to_string(e.byte) + "): " + e.what());
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(index_path + ": not valid JSON: " + e.what());
   }
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
     throw Error(index_path + ": missing \"weight_map\" object");

@@ -148,7 +148,8 @@ T5BlockImpl::T5BlockImpl(const T5Config& c, bool decoder, bool has_bias) : is_de
 
 void T5DecoderCache::reorder(const Tensor& index) {
   for (auto* list : {&self_k, &self_v, &cross_k, &cross_v})
-    for (auto& t : *list) t = t.index_select(0, index);
+    for (auto& t : *list)
+      if (t.defined()) t = t.index_select(0, index);  // self K/V are undefined before the first step
   cross_bias = cross_bias.index_select(0, index);
 }
 

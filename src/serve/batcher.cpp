@@ -75,7 +75,7 @@ void Batcher::run_batch(Answerer& answerer, std::vector<AnswerJob>& jobs) {
   std::vector<AnswerRequest> flat;
   for (const AnswerJob& j : jobs) flat.insert(flat.end(), j.questions.begin(), j.questions.end());
 
-  std::vector<std::string> answers;
+  std::vector<Answer> answers;
   answers.reserve(flat.size());
   try {
     // Normally one call; more only when a single job holds more questions than max_batch.
@@ -83,7 +83,7 @@ void Batcher::run_batch(Answerer& answerer, std::vector<AnswerJob>& jobs) {
       size_t end = std::min(flat.size(), start + options_.max_batch);
       std::vector<AnswerRequest> part(flat.begin() + start, flat.begin() + end);
       Clock::time_point t0 = Clock::now();
-      std::vector<std::string> out;
+      std::vector<Answer> out;
       try {
         out = answerer.answer(part, options);
         if (out.size() != part.size())
@@ -94,7 +94,7 @@ void Batcher::run_batch(Answerer& answerer, std::vector<AnswerJob>& jobs) {
         throw;
       }
       metrics_.count_batch(part.size(), std::chrono::duration<double>(Clock::now() - t0).count(), false);
-      for (std::string& s : out) answers.push_back(std::move(s));
+      for (Answer& a : out) answers.push_back(std::move(a));
     }
   } catch (...) {
     std::exception_ptr failure = std::current_exception();
@@ -104,7 +104,7 @@ void Batcher::run_batch(Answerer& answerer, std::vector<AnswerJob>& jobs) {
 
   size_t at = 0;
   for (AnswerJob& j : jobs) {
-    std::vector<std::string> mine(answers.begin() + at, answers.begin() + at + j.questions.size());
+    std::vector<Answer> mine(answers.begin() + at, answers.begin() + at + j.questions.size());
     at += j.questions.size();
     j.answers.set_value(std::move(mine));
   }

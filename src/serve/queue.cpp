@@ -8,8 +8,8 @@ bool same_options(const GenerationOptions& a, const GenerationOptions& b) {
          a.temperature == b.temperature && a.top_p == b.top_p && a.seed == b.seed;
 }
 
-std::future<std::vector<std::string>> RequestQueue::push(AnswerJob job, bool was_announced) {
-  std::future<std::vector<std::string>> future = job.answers.get_future();
+std::future<std::vector<Answer>> RequestQueue::push(AnswerJob job, bool was_announced) {
+  std::future<std::vector<Answer>> future = job.answers.get_future();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (was_announced && arriving_ > 0) --arriving_;

@@ -24,7 +24,7 @@ struct AnswerJob {
   GenerationOptions options;
   Clock::time_point enqueued;            // set by push
   Clock::time_point deadline;            // after this the client has gone (timeout): skip the work
-  std::promise<std::vector<std::string>> answers;  // one text per question, in order
+  std::promise<std::vector<Answer>> answers;  // one per question, in order
 };
 
 struct QueueFull : Error {
@@ -45,7 +45,7 @@ class RequestQueue {
 
   // Enqueues the job and hands back its future. Throws QueueFull (capacity jobs waiting) or
   // QueueClosed (shutting down). Also ends one announce() of the caller.
-  std::future<std::vector<std::string>> push(AnswerJob job, bool was_announced);
+  std::future<std::vector<Answer>> push(AnswerJob job, bool was_announced);
 
   // A request has arrived and will be pushed soon (its image is being decoded): the batcher waits
   // for it (up to max wait) instead of flushing a part-filled batch. Each announce() is ended by a
@@ -85,7 +85,7 @@ class Arrival {
   }
   Arrival(const Arrival&) = delete;
   Arrival& operator=(const Arrival&) = delete;
-  std::future<std::vector<std::string>> push(AnswerJob job) {
+  std::future<std::vector<Answer>> push(AnswerJob job) {
     RequestQueue* q = queue_;
     queue_ = nullptr;  // push ends the announcement, also when it throws
     return q->push(std::move(job), true);

@@ -144,7 +144,7 @@ static GenerationOptions parse_parameters(const json& body, const ServeOptions& 
   if (!p.is_object()) throw HttpError{400, "parameters must be an object, got " + std::string(p.type_name())};
   reject_unknown_fields(p,
                         {"max_new_tokens", "min_new_tokens", "num_beams", "length_penalty", "do_sample",
-                         "temperature", "top_p", "seed"},
+                         "temperature", "top_p", "seed", "answer"},
                         "parameters");
   if (p.contains("max_new_tokens")) o.max_new_tokens = int_parameter(p, "max_new_tokens", 1, limits.max_new_tokens_limit);
   if (p.contains("min_new_tokens")) o.min_new_tokens = int_parameter(p, "min_new_tokens", 0, o.max_new_tokens);
@@ -163,6 +163,15 @@ static GenerationOptions parse_parameters(const json& body, const ServeOptions& 
     o.seed = p["seed"].get<uint64_t>();
   }
   return o;
+}
+
+// parameters.answer: "choice" (the likeliest known value, with its confidence) or "free" (generated text).
+static AnswerMode parse_answer_mode_parameter(const json& body, AnswerMode default_mode) {
+  if (!body.contains("parameters") || !body["parameters"].is_object() || !body["parameters"].contains("answer"))
+    return default_mode;
+  const json& a = body["parameters"]["answer"];
+  if (a.is_string() && (a == "choice" || a == "free")) return parse_answer_mode(a.get<std::string>());
+  throw HttpError{400, "parameters.answer must be \"choice\" or \"free\", got " + a.dump()};
 }
 
 // Width and height from a PNG IHDR or a JPEG SOFn header, without decoding; {0, 0} when not found
@@ -259,25 +268,38 @@ static std::string attribute_of_prompt(const TaskInfo& task, const std::string& 
 
 struct Question {
   std::string attribute;  // empty when the prompt matches none of the model's questions
-  std::string prompt;     // wrapped
+  AnswerRequest request;  // prompt wrapped, candidates for choice answers; the image is set by ask()
 };
 
-static std::vector<Question> all_questions(const TaskInfo& task) {
+static std::vector<Question> all_questions(const TaskInfo& task, AnswerMode mode) {
   std::vector<Question> qs;
-  for (const AttributeSpec& a : task.attributes) qs.push_back({a.name, wrap_prompt(a.question)});
+  for (const AttributeSpec& a : task.attributes) qs.push_back({a.name, attribute_request(task, a, nullptr, mode)});
   return qs;
 }
 
+// A client's own prompt: a trained attribute's question is answered like that attribute.
+static Question prompt_question(const TaskInfo& task, const std::string& prompt, AnswerMode mode) {
+  std::string attribute = attribute_of_prompt(task, prompt);
+  for (const AttributeSpec& a : task.attributes)
+    if (a.name == attribute) return {attribute, attribute_request(task, a, nullptr, mode)};
+  AnswerRequest free_text;
+  free_text.prompt = wrap_prompt(prompt);
+  return {"", free_text};
+}
+
 // Sends the questions about one image through the queue and waits for the answers.
-static std::vector<std::string> ask(Arrival& arrival, const std::shared_ptr<const ImageRGB>& image,
+static std::vector<Answer> ask(Arrival& arrival, const std::shared_ptr<const ImageRGB>& image,
                                     const std::vector<Question>& questions, const GenerationOptions& options,
                                     const ServeOptions& server_options, RequestQueue& queue) {
   AnswerJob job;
-  for (const Question& q : questions) job.questions.push_back({image, q.prompt});
+  for (const Question& q : questions) {
+    job.questions.push_back(q.request);
+    job.questions.back().image = image;
+  }
   job.options = options;
   job.deadline = Clock::now() + std::chrono::milliseconds(server_options.timeout_ms);
   const Clock::time_point deadline = job.deadline;
-  std::future<std::vector<std::string>> answers;
+  std::future<std::vector<Answer>> answers;
   try {
     answers = arrival.push(std::move(job));
   } catch (const QueueFull& e) {
@@ -298,19 +320,21 @@ static std::vector<std::string> ask(Arrival& arrival, const std::shared_ptr<cons
   }
 }
 
-// attribute -> value, plus the raw texts, in question order.
+// attribute -> value, the raw texts and the choice answers' confidences, in question order.
 struct Answers {
   ordered_json values = ordered_json::object();
   ordered_json raw = ordered_json::object();
+  ordered_json confidence = ordered_json::object();
 };
 
-static Answers parse_answers(const std::vector<Question>& questions, const std::vector<std::string>& texts) {
+static Answers parse_answers(const std::vector<Question>& questions, const std::vector<Answer>& answers) {
   Answers out;
   for (size_t i = 0; i < questions.size(); ++i) {
-    auto [attribute, value] = parse_answer(texts[i], questions[i].attribute);
+    auto [attribute, value] = parse_answer(answers[i].text, questions[i].attribute);
     if (attribute.empty()) attribute = "answer";
     out.values[attribute] = value;
-    out.raw[attribute] = texts[i];
+    out.raw[attribute] = answers[i].text;
+    if (answers[i].has_confidence()) out.confidence[attribute] = answers[i].confidence;
   }
   return out;
 }
@@ -322,13 +346,15 @@ Server::Reply Server::handle_invocations(const std::string& content_type, const 
   std::shared_ptr<const ImageRGB> image;
   std::vector<Question> questions;
   GenerationOptions options;
+  AnswerMode mode = options_.answer_mode;
   if (body_kind(content_type, body) == BodyKind::Image) {
     image = decode_image_bytes(reinterpret_cast<const uint8_t*>(body.data()), body.size(), "the image body", options_.max_image_pixels);
-    questions = all_questions(task);
+    questions = all_questions(task, mode);
   } else {
     json j = parse_json_object(body);
     reject_unknown_fields(j, {"image", "prompt", "parameters"}, "the request");
     options = parse_parameters(j, options_);
+    mode = parse_answer_mode_parameter(j, mode);
     if (j.contains("prompt") && !j["prompt"].is_null()) {
       if (!j["prompt"].is_string())
         throw HttpError{400, "field \"prompt\" must be a string, got " + std::string(j["prompt"].type_name())};
@@ -337,16 +363,17 @@ Server::Reply Server::handle_invocations(const std::string& content_type, const 
       if (prompt.size() > options_.max_prompt_bytes)
         throw HttpError{400, "field \"prompt\" is " + std::to_string(prompt.size()) + " bytes, over the limit of " +
                                  std::to_string(options_.max_prompt_bytes)};
-      questions.push_back({attribute_of_prompt(task, prompt), wrap_prompt(prompt)});
+      questions.push_back(prompt_question(task, prompt, mode));
     } else {
-      questions = all_questions(task);
+      questions = all_questions(task, mode);
     }
     image = image_from_json(j, options_.max_image_pixels);
   }
-  std::vector<std::string> texts = ask(arrival, image, questions, options, options_, queue_);
-  Answers a = parse_answers(questions, texts);
+  Answers a = parse_answers(questions, ask(arrival, image, questions, options, options_, queue_));
+  // The flat attribute -> value object the original client reads, then what tailor adds beside it.
   ordered_json out = a.values;
   out["generated_text"] = a.raw;
+  if (!a.confidence.empty()) out["confidence"] = a.confidence;
   Reply r;
   r.body = dump(out);
   return r;
@@ -358,6 +385,7 @@ Server::Reply Server::handle_describe(const std::string& content_type, const std
   const TaskInfo& task = batcher_.task();
   std::shared_ptr<const ImageRGB> image;
   GenerationOptions options;
+  AnswerMode mode = options_.answer_mode;
   std::map<std::string, std::string> known;
   if (body_kind(content_type, body) == BodyKind::Image) {
     image = decode_image_bytes(reinterpret_cast<const uint8_t*>(body.data()), body.size(), "the image body", options_.max_image_pixels);
@@ -365,6 +393,7 @@ Server::Reply Server::handle_describe(const std::string& content_type, const std
     json j = parse_json_object(body);
     reject_unknown_fields(j, {"image", "attributes", "parameters"}, "the request");
     options = parse_parameters(j, options_);
+    mode = parse_answer_mode_parameter(j, mode);
     if (j.contains("attributes") && !j["attributes"].is_null()) {
       const json& k = j["attributes"];
       if (!k.is_object()) throw HttpError{400, "field \"attributes\" must be an object {attribute: value}"};
@@ -378,7 +407,7 @@ Server::Reply Server::handle_describe(const std::string& content_type, const std
   }
   // Ask the model only what the caller does not already know.
   std::vector<Question> questions;
-  for (const Question& q : all_questions(task))
+  for (const Question& q : all_questions(task, mode))
     if (!known.count(q.attribute)) questions.push_back(q);
   Answers a;
   if (!questions.empty()) a = parse_answers(questions, ask(arrival, image, questions, options, options_, queue_));
@@ -398,6 +427,7 @@ Server::Reply Server::handle_describe(const std::string& content_type, const std
   out["attributes"] = attributes;
   out["predicted"] = a.values;
   out["generated_text"] = a.raw;
+  if (!a.confidence.empty()) out["confidence"] = a.confidence;
   if (options_.describer) {
     try {
       out["description"] = options_.describer(merged);

@@ -51,6 +51,7 @@ struct ServeOptions {
   int max_num_beams = 8;            // largest accepted parameters.num_beams
   size_t max_prompt_bytes = 4096;
   uint64_t max_image_pixels = 50'000'000;  // refused before decoding (a 6 MB PNG can hold gigapixels)
+  AnswerMode answer_mode = AnswerMode::Choice;  // requests may ask otherwise: parameters.answer
   Describer describer;              // null: /describe returns attributes only
   // One JSON line per request; default (null) writes it to stderr.
   std::function<void(const std::string& line)> log_line;

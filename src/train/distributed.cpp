@@ -390,24 +390,37 @@ double GradReducer::finish(double local_loss) {
 // ---- evaluation -------------------------------------------------------------------------------
 
 EvalReport evaluate_distributed(Distributed& dist, Answerer& model, const std::vector<VqaPair>& pairs,
-                                const std::vector<VqaPair>& reference, int batch_size, const GenerationOptions& gen) {
+                                const std::vector<VqaPair>& reference, int batch_size, const GenerationOptions& gen,
+                                AnswerMode mode, double target_precision) {
   Span part = rank_part({0, static_cast<int64_t>(pairs.size())}, dist.rank(), dist.size());
   nlohmann::json mine = nlohmann::json::array();
   if (part.size() > 0) {
     std::vector<VqaPair> own(pairs.begin() + part.begin, pairs.begin() + part.end);
-    EvalReport r = evaluate(model, own, reference, batch_size, gen, false);
-    for (const auto& p : r.predictions) mine.push_back({p.id, p.attribute, p.image, p.truth, p.predicted, p.raw});
+    EvalReport r = evaluate(model, own, reference, batch_size, gen, false, mode, target_precision);
+    for (const auto& p : r.predictions)
+      mine.push_back({p.id, p.attribute, p.image, p.truth, p.predicted, p.raw, p.confidence, p.log_likelihoods, p.truth_candidate});
   }
   std::vector<Prediction> all;
   for (const std::string& text : dist.all_gather_bytes(mine.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))) {
     for (const auto& j : nlohmann::json::parse(text))
-      all.push_back({j[0].get<std::string>(), j[1].get<std::string>(), j[2].get<std::string>(), j[3].get<std::string>(),
-                     j[4].get<std::string>(), j[5].get<std::string>()});
+    {
+      Prediction p;
+      p.id = j[0].get<std::string>();
+      p.attribute = j[1].get<std::string>();
+      p.image = j[2].get<std::string>();
+      p.truth = j[3].get<std::string>();
+      p.predicted = j[4].get<std::string>();
+      p.raw = j[5].get<std::string>();
+      p.confidence = j[6].get<double>();
+      p.log_likelihoods = j[7].get<std::vector<double>>();
+      p.truth_candidate = j[8].get<int>();
+      all.push_back(std::move(p));
+    }
   }
   if (all.size() != pairs.size())
     throw Error("distributed evaluation: gathered " + std::to_string(all.size()) + " predictions for " +
                 std::to_string(pairs.size()) + " pairs");
-  return summarize_predictions(std::move(all), reference.empty() ? pairs : reference);
+  return summarize_predictions(std::move(all), reference.empty() ? pairs : reference, target_precision);
 }
 
 }  // namespace tailor

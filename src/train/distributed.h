@@ -106,6 +106,7 @@ class GradReducer {
 // Evaluation split across ranks: each rank answers its contiguous part of `pairs`, the predictions are
 // gathered (in the order of `pairs`) and every rank gets the same report.
 EvalReport evaluate_distributed(Distributed& dist, Answerer& model, const std::vector<VqaPair>& pairs,
-                                const std::vector<VqaPair>& reference, int batch_size, const GenerationOptions& gen);
+                                const std::vector<VqaPair>& reference, int batch_size, const GenerationOptions& gen,
+                                AnswerMode mode = AnswerMode::Free, double target_precision = 0.98);
 
 }  // namespace tailor

@@ -345,11 +345,23 @@ DescribeSummary describe_products(const std::vector<Product>& products, const Wr
         }
         try {
           if (p.attributes.empty()) throw Error("no attributes to describe");
-          std::string text = writer.write(p.attributes);
+          ProductAttributes facts;
+          for (const auto& a : p.attributes)
+            if (options.doubtful_to_writer || std::find(p.doubtful.begin(), p.doubtful.end(), a.name) == p.doubtful.end())
+              facts.push_back(a);
+          // Nothing sure enough to write from: the line still records the predictions, for review.
+          std::string text = facts.empty() ? std::string() : writer.write(facts);
           ordered_json line;
           line["id"] = p.id;
           line["attributes"] = ordered_json::object();
           for (const auto& a : p.attributes) line["attributes"][a.name] = a.value;
+          if (!p.confidence.empty()) {
+            line["confidence"] = ordered_json::object();
+            for (const auto& a : p.attributes)
+              if (p.confidence.count(a.name)) line["confidence"][a.name] = p.confidence.at(a.name);
+            line["needs_review"] = !p.doubtful.empty();
+            line["doubtful"] = p.doubtful;
+          }
           line["description"] = text;
           line["writer"] = writer.name();
           line["model"] = writer.model();
@@ -404,12 +416,12 @@ DescribeSummary describe_products(const std::vector<Product>& products, const Wr
           tick();
           continue;
         }
-        for (const auto& spec : specs) requests.push_back({image, wrap_prompt(spec.question)});
+        for (const auto& spec : specs) requests.push_back(attribute_request(answerer->task(), spec, image, options.answer_mode));
         predicted.push_back(p);
       }
       if (!predicted.empty()) {
         try {
-          std::vector<std::string> answers = answerer->answer(requests, options.generation);
+          std::vector<Answer> answers = answerer->answer(requests, options.generation);
           if (answers.size() != requests.size())
             throw Error("the model returned " + std::to_string(answers.size()) + " answers for " +
                         std::to_string(requests.size()) + " questions");
@@ -419,9 +431,13 @@ DescribeSummary describe_products(const std::vector<Product>& products, const Wr
             ProductAttributes kept = p.attributes;
             p.attributes.clear();
             for (const auto& spec : specs) {
-              auto parsed = parse_answer(answers[a++], spec.name);
-              std::string v = trim(parsed.second);
-              if (!missing_value(v)) p.attributes.push_back({spec.name, v});
+              const Answer& answer = answers[a++];
+              std::string v = trim(parse_answer(answer.text, spec.name).second);
+              if (missing_value(v)) continue;
+              p.attributes.push_back({spec.name, v});
+              if (!answer.has_confidence()) continue;
+              p.confidence[spec.name] = answer.confidence;
+              if (answer.confidence < review_threshold(answerer->task(), spec.name, options)) p.doubtful.push_back(spec.name);
             }
             for (const auto& k : kept) p.attributes.push_back(k);
           }
@@ -443,6 +459,12 @@ DescribeSummary describe_products(const std::vector<Product>& products, const Wr
 
   if (!options.output_csv.empty()) write_describe_csv(options.output_jsonl, options.output_csv);
   return sum;
+}
+
+double review_threshold(const TaskInfo& task, const std::string& attribute, const DescribeOptions& o) {
+  if (o.review_below_override >= 0) return o.review_below_override;
+  auto t = task.threshold.find(attribute);
+  return t != task.threshold.end() ? t->second : o.review_below;
 }
 
 DescribedProduct describe_one(const Writer& writer, const std::map<std::string, std::string>& attributes) {

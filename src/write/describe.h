@@ -22,6 +22,8 @@ struct Product {
   std::string image_path;
   ProductAttributes attributes;  // catalog attributes, or filled in by the model
   std::string error;             // why it cannot be described (reported as failed, never skipped silently)
+  std::map<std::string, double> confidence;  // predicted by choice: attribute -> confidence
+  std::vector<std::string> doubtful;         // predicted attributes below their review threshold
 };
 
 struct CatalogQuery {
@@ -46,6 +48,13 @@ struct DescribeOptions {
   int concurrency = 4;       // writer calls in flight
   int batch_size = 8;        // photos per model pass
   GenerationOptions generation;
+  AnswerMode answer_mode = AnswerMode::Choice;  // model mode: choice answers carry a confidence
+  // A predicted attribute whose confidence is below its threshold is doubtful: the product is marked
+  // needs_review. The threshold is the model's calibrated one (tailor eval --calibrate), else this;
+  // review_below_override >= 0 replaces both.
+  double review_below = 0.5;
+  double review_below_override = -1;
+  bool doubtful_to_writer = false;  // false: doubtful attributes are left out of the writer's facts
   // Model mode only: reads a photo. The CLI passes catalog/images.h load_image; tests pass their own.
   std::function<ImageRGB(const std::string& path)> load_image;
   int stop_after_consecutive_failures = 10;  // a dead endpoint or bad key stops the run early
@@ -66,9 +75,13 @@ struct DescribeSummary {
 
 // Describes every product not yet in options.output_jsonl. With `answerer` (may be null) the
 // attributes are predicted: for each photo, one AnswerRequest per attribute of answerer->task(),
-// all sharing the photo's image, batch_size photos per answer() call.
+// all sharing the photo's image, batch_size photos per answer() call. Each output line holds the
+// attributes, their confidences (choice answers), needs_review and the doubtful attributes.
 DescribeSummary describe_products(const std::vector<Product>& products, const Writer& writer, Answerer* answerer,
                                   const DescribeOptions& options);
+
+// The confidence below which a predicted attribute is doubtful (see DescribeOptions).
+double review_threshold(const TaskInfo& task, const std::string& attribute, const DescribeOptions& options);
 
 // For serving (POST /describe): one product from an attribute map. Attributes are ordered as
 // default_attributes(), then articleType, then the rest by name; "NA"/empty values are dropped.

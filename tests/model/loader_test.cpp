@@ -217,3 +217,44 @@ TEST(Config, ReadsWhatTransformersReads) {
   // An activation tailor does not compute is refused when reading, naming the field.
   EXPECT_NE(config_error([](auto& j) { j["vision_config"]["hidden_act"] = "quick_gelu"; }).find("hidden_act \"quick_gelu\""), std::string::npos);
 }
+
+TEST(Config, ValuesAreCheckedByTypeAndRangeNamingTheField) {
+  auto refused = [](const std::function<void(nlohmann::json&)>& edit, const std::string& field) {
+    std::string msg = config_error(edit);
+    EXPECT_NE(msg.find("\"" + field + "\""), std::string::npos) << field << ": " << msg;
+  };
+  refused([](auto& j) { j["vision_config"]["num_hidden_layers"] = 3.9; }, "num_hidden_layers");  // not 3
+  refused([](auto& j) { j["text_config"]["d_model"] = 1e300; }, "d_model");
+  refused([](auto& j) { j["vision_config"]["layer_norm_eps"] = -1; }, "layer_norm_eps");
+  refused([](auto& j) { j["text_config"]["relative_attention_max_distance"] = 0; }, "relative_attention_max_distance");
+  refused([](auto& j) { j["num_query_tokens"] = 1000000000000LL; }, "num_query_tokens");
+  refused([](auto& j) { j["text_config"]["decoder_start_token_id"] = 1 << 20; }, "decoder_start_token_id");
+  refused([](auto& j) { j["qformer_config"]["hidden_dropout_prob"] = 1.5; }, "hidden_dropout_prob");
+}
+
+TEST(Loader, ModelLargerThanTheMachineIsRefusedBeforeAllocating) {
+  std::string dir = variant("huge", [](auto&) {});
+  nlohmann::json j = nlohmann::json::parse(read_file(dir + "/config.json"));
+  j["text_config"]["d_model"] = 65536;
+  j["text_config"]["d_ff"] = 262144;
+  j["text_config"]["num_layers"] = j["text_config"]["num_decoder_layers"] = 200;
+  write_file_atomic(dir + "/config.json", j.dump());
+  std::string msg = load_error(dir);
+  EXPECT_NE(msg.find("config.json: the model it describes needs about"), std::string::npos) << msg;
+}
+
+TEST(Loader, SafetensorsHeaderWithAnOutOfRangeNumberNamesTheFile) {
+  std::string dir = test::temp_dir("overflow");
+  std::string header = R"({"x":{"dtype":"F32","shape":[1e999],"data_offsets":[0,4]}})";
+  std::string bytes(8, '\0');
+  uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  write_file_atomic(dir + "/model.safetensors", bytes + header + std::string(4, '\0'));
+  std::string msg;
+  try {
+    Checkpoint::open(dir + "/model.safetensors");
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  EXPECT_NE(msg.find(dir + "/model.safetensors: header"), std::string::npos) << msg;
+}

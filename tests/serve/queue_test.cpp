@@ -99,8 +99,8 @@ TEST(RequestQueue, ExpiredJobsAreFailedNotBatched) {
   std::vector<AnswerJob> batch = q.pop_batch(8, 0us);
   ASSERT_EQ(batch.size(), 1u);
   EXPECT_THROW(f_old.get(), JobExpired);
-  batch[0].answers.set_value({"ok"});
-  EXPECT_EQ(f_new.get().at(0), "ok");
+  batch[0].answers.set_value({Answer{"ok"}});
+  EXPECT_EQ(f_new.get().at(0).text, "ok");
 }
 
 }  // namespace tailor

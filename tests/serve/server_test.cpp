@@ -54,6 +54,7 @@ struct Probe {
   std::atomic<int> entered{0};
   int delay_ms = 0;
   Gate* hold = nullptr;  // answer() waits for this gate when set
+  bool colour_values = false;  // the model knows baseColour's values (Red, Green, Blue): choice answers
   std::vector<Call> snapshot() {
     std::lock_guard<std::mutex> lock(m);
     return calls;
@@ -78,8 +79,9 @@ class ColourAnswerer : public Answerer {
  public:
   explicit ColourAnswerer(std::shared_ptr<Probe> probe) : probe_(std::move(probe)) {
     task_.attributes = default_attributes();
+    if (probe_->colour_values) task_.values["baseColour"] = {"Red", "Green", "Blue"};
   }
-  std::vector<std::string> answer(const std::vector<AnswerRequest>& requests, const GenerationOptions& options) override {
+  std::vector<Answer> answer(const std::vector<AnswerRequest>& requests, const GenerationOptions& options) override {
     ++probe_->entered;
     if (probe_->hold) probe_->hold->wait();
     if (probe_->delay_ms) std::this_thread::sleep_for(std::chrono::milliseconds(probe_->delay_ms));
@@ -94,19 +96,26 @@ class ColourAnswerer : public Answerer {
       std::lock_guard<std::mutex> lock(probe_->m);
       probe_->calls.push_back(call);
     }
-    std::vector<std::string> out;
+    std::vector<Answer> out;
     for (const AnswerRequest& r : requests) {
       if (r.prompt.find("FAIL") != std::string::npos) throw Error("the test model cannot answer FAIL");
       Mean m = mean_colour(*r.image);
       std::string attribute;
       for (const AttributeSpec& a : task_.attributes)
         if (wrap_prompt(a.question) == r.prompt) attribute = a.name;
-      if (attribute == "baseColour")
-        out.push_back(answer_text(attribute, m.r >= m.g && m.r >= m.b ? "Red" : m.g >= m.b ? "Green" : "Blue"));
+      if (!r.candidates.empty()) {  // choice: the colour's candidate, sure when the photo is one colour
+        std::string want = answer_text(attribute, m.r >= m.g && m.r >= m.b ? "Red" : m.g >= m.b ? "Green" : "Blue");
+        Answer a;
+        a.text = want;
+        a.confidence = (m.r == 0) + (m.g == 0) + (m.b == 0) == 2 ? 0.9 : 0.4;
+        for (const std::string& c : r.candidates) a.log_likelihoods.push_back(c == want ? -1.0 : -3.0);
+        out.push_back(a);
+      } else if (attribute == "baseColour")
+        out.push_back({answer_text(attribute, m.r >= m.g && m.r >= m.b ? "Red" : m.g >= m.b ? "Green" : "Blue")});
       else if (!attribute.empty())
-        out.push_back(answer_text(attribute, rgb_text(m)));
+        out.push_back({answer_text(attribute, rgb_text(m))});
       else
-        out.push_back(rgb_text(m) + " beams=" + std::to_string(options.num_beams));
+        out.push_back({rgb_text(m) + " beams=" + std::to_string(options.num_beams)});
     }
     return out;
   }
@@ -134,7 +143,9 @@ struct TestServer {
   std::unique_ptr<Server> server;
   int port = 0;
 
-  explicit TestServer(ServeOptions o = test_options(), Gate* load_gate = nullptr, bool wait = true) {
+  explicit TestServer(ServeOptions o = test_options(), Gate* load_gate = nullptr, bool wait = true,
+                      bool colour_values = false) {
+    probe->colour_values = colour_values;
     auto lm = log_mutex;
     auto lg = logs;
     o.log_line = [lm, lg](const std::string& line) {
@@ -282,6 +293,32 @@ TEST(Serve, PromptIsWrappedAndAnsweredAsAttribute) {
   EXPECT_EQ(calls[2].options.max_new_tokens, 7);
   EXPECT_EQ(calls[2].options.num_beams, 3);
   EXPECT_EQ(calls[0].options.max_new_tokens, 20);  // defaults when no parameters are given
+}
+
+TEST(Serve, ChoiceAnswersCarryConfidenceBesideTheFlatValues) {
+  TestServer s(test_options(), nullptr, true, /*colour_values=*/true);
+  std::string image = b64(png_of(200, 0, 0));
+  Reply r = post_json(s, {{"image", image}});
+  ASSERT_EQ(r.status, 200) << r.text;
+  // The original client's flat form: every attribute a string value.
+  for (const auto& a : default_attributes()) EXPECT_TRUE(r.body[a.name].is_string()) << a.name;
+  EXPECT_EQ(r.body["baseColour"], "Red");
+  // Beside it: the confidence of each choice answer (only baseColour has known values here).
+  EXPECT_EQ(r.body["confidence"], json::parse(R"({"baseColour": 0.9})")) << r.text;
+  auto calls = s.probe->snapshot();
+  ASSERT_EQ(calls.size(), 1u);
+  // A request may ask for free text: no candidates, no confidence.
+  r = post_json(s, {{"image", b64(png_of(90, 80, 10))}, {"parameters", {{"answer", "free"}}}});
+  ASSERT_EQ(r.status, 200) << r.text;
+  EXPECT_FALSE(r.body.contains("confidence")) << r.text;
+  EXPECT_EQ(r.body["baseColour"], "Red");
+  // /describe reports the confidences too; a doubtful photo gets its lower confidence.
+  r = post_json(s, {{"image", b64(png_of(90, 80, 10))}}, "/describe");
+  ASSERT_EQ(r.status, 200) << r.text;
+  EXPECT_EQ(r.body["confidence"], json::parse(R"({"baseColour": 0.4})")) << r.text;
+  r = post_json(s, {{"image", image}, {"parameters", {{"answer", "maybe"}}}});
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.text.find("parameters.answer"), std::string::npos) << r.text;
 }
 
 void expect_all_attributes(const Reply& r, Mean m) {

@@ -3,6 +3,7 @@
 // script, and the JSON report carries the same numbers.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -27,13 +28,13 @@ class ScriptedAnswerer : public Answerer {
   size_t largest_batch = 0;
   TaskInfo info;
 
-  std::vector<std::string> answer(const std::vector<AnswerRequest>& reqs, const GenerationOptions&) override {
+  std::vector<Answer> answer(const std::vector<AnswerRequest>& reqs, const GenerationOptions&) override {
     ++calls;
     largest_batch = std::max(largest_batch, reqs.size());
-    std::vector<std::string> out;
+    std::vector<Answer> out;
     for (const auto& r : reqs) {
       images_seen.insert(r.image.get());
-      out.push_back(script.at(r.prompt));
+      out.push_back({script.at(r.prompt)});
     }
     return out;
   }
@@ -186,4 +187,79 @@ TEST(Eval, BadInputs) {
   VqaPair ok = make_pair(photo, 1, "Neck", "V-Neck");
   model.script[ok.prompt] = "Neck: V-Neck";
   EXPECT_THROW(evaluate(model, {ok}, {}, 0, {}, false), Error);  // batch size 0 would never finish
+}
+
+// Calibration of choice answers, against numbers worked out by hand.
+TEST(EvalCalibration, EceCoverageThresholdAndTemperatureByHand) {
+  auto pred = [](double conf, bool right, std::vector<double> ll, int truth) {
+    Prediction p;
+    p.attribute = "Fit";
+    p.truth = "Slim";
+    p.predicted = right ? "Slim" : "Regular";
+    p.confidence = conf;
+    p.log_likelihoods = std::move(ll);
+    p.truth_candidate = truth;
+    return p;
+  };
+  // Two sure and right, two at 0.55 with one right; candidates (Slim, Regular). Ten times over, so
+  // there are enough pairs to fit a temperature.
+  std::vector<Prediction> ps;
+  for (int i = 0; i < 10; ++i)
+    for (const Prediction& p : {pred(0.95, true, {0, -3}, 0), pred(0.95, true, {0, -3}, 0),
+                                pred(0.55, false, {-0.2, 0}, 0), pred(0.55, true, {0, -0.2}, 0)})
+      ps.push_back(p);
+  std::vector<const Prediction*> ptrs;
+  for (const auto& p : ps) ptrs.push_back(&p);
+  AttributeEval a;
+  a.attribute = "Fit";
+  calibrate_attribute(a, ptrs, 0.98);
+  ASSERT_TRUE(a.calibrated);
+  // Bins [0.9,1): 2 at 0.95, accuracy 1; [0.5,0.6): 2 at 0.55, accuracy 0.5. ECE = 0.5*0.05 + 0.5*0.05.
+  EXPECT_NEAR(a.ece, 0.05, 1e-12);
+  EXPECT_EQ(a.reliability[9].n, 20);
+  EXPECT_EQ(a.reliability[5].n, 20);
+  EXPECT_NEAR(a.reliability[5].accuracy, 0.5, 1e-12);
+  for (const CoveragePoint& c : a.coverage) {
+    if (c.threshold == 0.9) {
+      EXPECT_EQ(c.accepted, 20);
+      EXPECT_NEAR(c.coverage, 0.5, 1e-12);
+      EXPECT_NEAR(c.accuracy, 1.0, 1e-12);
+    }
+    if (c.threshold == 0.5) EXPECT_NEAR(c.accuracy, 0.75, 1e-12);
+  }
+  // Accepting >= 0.55 gives 0.75 accuracy; >= 0.95 gives 1.0 on half of the answers.
+  EXPECT_NEAR(a.suggested_threshold, 0.95, 1e-12);
+  EXPECT_NEAR(a.suggested_coverage, 0.5, 1e-12);
+  // The true values' NLL is lower at the fitted temperature than at 1 and at its neighbours.
+  auto nll = [&](double t) {
+    double s = 0;
+    for (const auto& p : ps) {
+      double z = std::log(std::exp(p.log_likelihoods[0] / t) + std::exp(p.log_likelihoods[1] / t));
+      s += -(p.log_likelihoods[static_cast<size_t>(p.truth_candidate)] / t - z);
+    }
+    return s;
+  };
+  EXPECT_LE(nll(a.temperature), nll(1.0));
+  EXPECT_LE(nll(a.temperature), nll(a.temperature * 1.05) + 1e-9);
+  EXPECT_LE(nll(a.temperature), nll(a.temperature / 1.05) + 1e-9);
+  // Stored with the model: temperature and threshold per calibrated attribute.
+  EvalReport r;
+  r.attributes.push_back(a);
+  TaskInfo t = with_calibration(TaskInfo{}, r);
+  EXPECT_NEAR(t.temperature.at("Fit"), a.temperature, 1e-12);
+  // Stored: the threshold for the confidences at the fitted temperature (the sure answers' softmax).
+  double sure = 1 / (1 + std::exp(-3 / a.temperature));
+  EXPECT_NEAR(a.calibrated_threshold, sure, 1e-9);
+  EXPECT_NEAR(t.threshold.at("Fit"), sure, 1e-9);
+  std::string dir = test::temp_dir("calibration");
+  t.attributes = default_attributes();
+  save_task_info(dir, t);
+  TaskInfo back = load_task_info(dir);
+  EXPECT_NEAR(back.temperature.at("Fit"), a.temperature, 1e-12);
+  EXPECT_NEAR(back.threshold.at("Fit"), sure, 1e-9);
+  // Too few informative pairs: the temperature stays 1.
+  std::vector<const Prediction*> few(ptrs.begin(), ptrs.begin() + 4);
+  AttributeEval b;
+  calibrate_attribute(b, few, 0.98);
+  EXPECT_EQ(b.temperature, 1.0);
 }

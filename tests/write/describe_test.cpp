@@ -144,9 +144,9 @@ class TestAnswerer : public Answerer {
   TestAnswerer() {
     task_.attributes = {{"Fabric", "What is the fabric?"}, {"Fit", "What is the fit?"}, {"Pattern", "Which pattern?"}};
   }
-  std::vector<std::string> answer(const std::vector<AnswerRequest>& requests, const GenerationOptions& options) override {
+  std::vector<Answer> answer(const std::vector<AnswerRequest>& requests, const GenerationOptions& options) override {
     calls.push_back(requests.size());
-    std::vector<std::string> out;
+    std::vector<Answer> out;
     for (size_t i = 0; i < requests.size(); ++i) {
       const auto& spec = task_.attributes[i % task_.attributes.size()];
       // The requests of one photo come together, in attribute order, sharing one image.
@@ -154,9 +154,9 @@ class TestAnswerer : public Answerer {
       if (i % 3 != 0 && requests[i].image != requests[i - 1].image) problems.push_back("image not shared");
       if (i % 3 == 0 && i > 0 && requests[i].image == requests[i - 1].image) problems.push_back("image shared across photos");
       int w = requests[i].image->width;
-      if (spec.name == "Pattern" && w == 3) out.push_back("Pattern: NA");          // dropped
-      else if (spec.name == "Fit") out.push_back("Slim " + std::to_string(w));      // no prefix: still Fit
-      else out.push_back(spec.name + ": value-" + std::to_string(w));
+      if (spec.name == "Pattern" && w == 3) out.push_back({"Pattern: NA"});          // dropped
+      else if (spec.name == "Fit") out.push_back({"Slim " + std::to_string(w)});      // no prefix: still Fit
+      else out.push_back({spec.name + ": value-" + std::to_string(w)});
     }
     return out;
   }
@@ -212,6 +212,92 @@ TEST(Describe, ModelPathAsksEveryAttributeInBatches) {
     EXPECT_EQ(j["model"], "offline-v1");
     EXPECT_NE(j["description"].get<std::string>().find("value-" + std::to_string(i)), std::string::npos);
   }
+}
+
+// Choice answers with a confidence: Fit is always sure (0.9), Fabric as sure as the photo is wide
+// (0.2 per pixel), Pattern has no known values (free text, no confidence).
+class ChoiceAnswerer : public Answerer {
+ public:
+  ChoiceAnswerer() {
+    task_.attributes = {{"Fabric", "What is the fabric?"}, {"Fit", "What is the fit?"}, {"Pattern", "Which pattern?"}};
+    task_.values["Fabric"] = {"Linen", "Cotton"};
+    task_.values["Fit"] = {"Slim", "Regular"};
+    task_.threshold["Fabric"] = 0.7;  // as `tailor eval --calibrate` stores it
+  }
+  std::vector<Answer> answer(const std::vector<AnswerRequest>& requests, const GenerationOptions&) override {
+    std::vector<Answer> out;
+    for (const auto& r : requests) {
+      Answer a;
+      if (r.candidates.empty()) {
+        a.text = "Pattern: Solid";
+      } else {
+        a.text = r.candidates.back();
+        bool fabric = a.text.rfind("Fabric", 0) == 0;
+        a.confidence = fabric ? std::min(0.95, 0.2 * r.image->width) : 0.9;
+        a.log_likelihoods.assign(r.candidates.size(), -1.0);
+      }
+      out.push_back(a);
+    }
+    return out;
+  }
+  const TaskInfo& task() const override { return task_; }
+  std::string name() const override { return "choice-model"; }
+
+ private:
+  TaskInfo task_;
+};
+
+static std::map<std::string, nlohmann::json> describe_with_choice(DescribeOptions o, const std::string& dir) {
+  std::vector<std::string> paths;
+  for (int i = 1; i <= 5; ++i) {
+    paths.push_back(join_path(dir, "p" + std::to_string(i) + ".jpg"));
+    write_file_atomic(paths.back(), std::string("not decoded by this test"));
+  }
+  o.load_image = [](const std::string& path) {
+    ImageRGB img;
+    img.width = path[path.size() - 5] - '0';  // p<N>.jpg -> N
+    img.height = 1;
+    img.pixels.assign(img.width * 3, 0);
+    return img;
+  };
+  ChoiceAnswerer model;
+  auto w = make_writer(WriterConfig{});
+  EXPECT_EQ(describe_products(products_from_images(paths), *w, &model, o).done, 5);
+  std::map<std::string, nlohmann::json> by_id;
+  for (const auto& l : lines_of(o.output_jsonl)) {
+    auto j = nlohmann::json::parse(l);
+    by_id[j["id"]] = j;
+  }
+  return by_id;
+}
+
+TEST(Describe, ChoiceAnswersRecordConfidenceAndMarkDoubtfulProductsForReview) {
+  std::string d = test::temp_dir("choice");
+  auto by_id = describe_with_choice(quiet_options(join_path(d, "out.jsonl")), d);
+  ASSERT_EQ(by_id.size(), 5u);
+  for (int i = 1; i <= 5; ++i) {
+    const auto& j = by_id["p" + std::to_string(i)];
+    double fabric = std::min(0.95, 0.2 * i);
+    EXPECT_EQ(j["attributes"]["Fabric"], "Cotton");
+    EXPECT_NEAR(j["confidence"]["Fabric"].get<double>(), fabric, 1e-12);
+    EXPECT_NEAR(j["confidence"]["Fit"].get<double>(), 0.9, 1e-12);
+    EXPECT_FALSE(j["confidence"].contains("Pattern"));  // free text has none
+    bool doubtful = fabric < 0.7;                         // the model's calibrated threshold
+    EXPECT_EQ(j["needs_review"], doubtful) << j.dump();
+    EXPECT_EQ(j["doubtful"], doubtful ? nlohmann::json::array({"Fabric"}) : nlohmann::json::array()) << j.dump();
+    // A doubtful attribute is kept out of the writer's facts, not out of the record.
+    std::string text = j["description"];
+    EXPECT_EQ(text.find("cotton") != std::string::npos, !doubtful) << text;
+    EXPECT_NE(text.find("regular"), std::string::npos) << text;
+  }
+  // One threshold for every attribute, and doubtful attributes given to the writer anyway.
+  DescribeOptions o = quiet_options(join_path(d, "out2.jsonl"));
+  o.review_below_override = 0.95;
+  o.doubtful_to_writer = true;
+  by_id = describe_with_choice(o, d);
+  const auto& j = by_id["p5"];
+  EXPECT_EQ(j["doubtful"], nlohmann::json::array({"Fit"})) << j.dump();
+  EXPECT_NE(j["description"].get<std::string>().find("regular"), std::string::npos);
 }
 
 TEST(Describe, ResumeDropsATornLineAndNeverDuplicates) {

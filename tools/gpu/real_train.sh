@@ -21,4 +21,6 @@ $T train --model /tmp/real-model --data .gpu/real/dataset --out /tmp/real-run --
   2>&1 | tr '\r' '\n' | grep -v "steps, .*ETA" | tail -40
 echo "real_train: train took $(( $(date +%s) - start )) s"
 cp /tmp/real-run/train_log.jsonl "$OUT/real_train_log.jsonl" 2>/dev/null
-$T eval --model /tmp/real-run/model --data .gpu/real/dataset --device cuda --report "$OUT/real_eval.json" 2>&1 | tr '\r' '\n' | grep -v "pairs, .*ETA" | tee "$OUT/real_eval.txt" | head -14
+# Choice answers (with calibration) and free ones side by side: real_eval.json and real_eval_free.json.
+$T eval --model /tmp/real-run/model --data .gpu/real/dataset --device cuda --answer both --report "$OUT/real_eval.json" 2>&1 \
+  | tr '\r' '\n' | grep -v "pairs, .*ETA" | tee "$OUT/real_eval.txt" | grep -v "^ "

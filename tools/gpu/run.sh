@@ -15,6 +15,25 @@ export LD_LIBRARY_PATH=/tmp/tailor-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PA
 BENCH=/tmp/tailor-build/tailor_gpu_bench
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw --format=csv
 if [ "$STAGE" = real ]; then exec bash tools/gpu/real_train.sh; fi
+if [ "$STAGE" = choice ]; then
+  # Choice answers (issue 17): the tiny model trained on the real catalog, evaluated free and by
+  # choice with calibration (real_eval_*.json); its model comes back for the CPU numbers.
+  PRESET=tiny PT=${PT:-30} EP=${EP:-6} bash tools/gpu/real_train.sh || exit 1
+  (cd /tmp/real-run && tar czf "$OUT/real_model.tgz" model)
+  exit 0
+fi
+if [ "$STAGE" = choice_xl ]; then
+  # After STAGE=choice on the same (warm) machine: what choice answers cost against greedy ones, one
+  # photo's attributes per model call (--batch-size 8), on the tiny model and the xl shape.
+  T=/tmp/tailor-build/tailor
+  for m in /tmp/real-run/model /tmp/xl; do
+    if [ "$m" = /tmp/xl ]; then XL_MODEL_ONLY=1 python3 tools/gpu/xl_reference.py > /dev/null || exit 1; cp /tmp/real-run/model/tailor_task.json /tmp/xl/; fi
+    echo "== $m"
+    $T eval --model $m --data .gpu/real/dataset --device cuda --answer both --batch-size 8 --report /tmp/speed.json 2>&1 \
+      | tr '\r' '\n' | grep -E "answered|^all|==" | tee -a "$OUT/choice_speed.txt"
+  done
+  exit 0
+fi
 if [ "$STAGE" = serve ]; then
   # The serving benchmark (issue 5) on the blip2-flan-t5-xl shape: wrk travels as a .deb too.
   XL_MODEL_ONLY=1 python3 tools/gpu/xl_reference.py || exit 1
