@@ -12,7 +12,7 @@
 
 #include "catalog/dataset.h"
 #include "catalog/images.h"
-#include "catalog/rng.h"
+#include "core/rng.h"
 #include "infer/batch.h"
 #include "infer/blip2_answerer.h"
 #include "infer/cuda_graph.h"
@@ -68,15 +68,11 @@ std::vector<int64_t> epoch_order(const std::vector<VqaPair>& pairs, uint64_t see
     v.push_back(i);
   }
   Rng rng(seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch) + 1);
-  auto shuffle = [&](auto& v) {
-    for (int64_t i = static_cast<int64_t>(v.size()) - 1; i > 0; --i)
-      std::swap(v[i], v[rng.next() % static_cast<uint64_t>(i + 1)]);
-  };
-  shuffle(photos);
+  rng.shuffle(photos);
   std::vector<int64_t> order;
   for (const auto& ph : photos) {
     auto& v = by_photo[ph];
-    shuffle(v);
+    rng.shuffle(v);
     order.insert(order.end(), v.begin(), v.end());
   }
   return order;
