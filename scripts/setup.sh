@@ -8,7 +8,7 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 
 PKGS=(build-essential cmake ninja-build pkg-config ccache
       libtorch-dev libopenblas-dev
-      nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
+      nlohmann-json3-dev libcli11-dev libfmt-dev
       libturbojpeg0-dev libpng-dev libcairo2-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       libcurl4-openssl-dev libssl-dev libcpp-httplib-dev

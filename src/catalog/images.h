@@ -5,15 +5,9 @@
 #include <string>
 #include <vector>
 
-namespace tailor {
+#include "core/image.h"
 
-struct ImageRGB {
-  int width = 0;
-  int height = 0;
-  std::vector<uint8_t> pixels;  // row-major, height * width * 3, RGB
-  uint8_t* at(int x, int y) { return &pixels[(static_cast<size_t>(y) * width + x) * 3]; }
-  const uint8_t* at(int x, int y) const { return &pixels[(static_cast<size_t>(y) * width + x) * 3]; }
-};
+namespace tailor {
 
 // Detects the format from the bytes (not the file name). Grey, palette and alpha inputs become RGB
 // (alpha is dropped, as PIL's convert("RGB") does).

@@ -1,16 +1,13 @@
 // tailor prepare: a Kaggle-layout catalog (styles.csv, styles/<id>.json, images/<id>.jpg) becomes
 // visual question/answer pairs, split by product into train and val.
 //
-// Rules (see docs/catalog.md for the why):
-// - styles.csv lists the products (one row each). A row with the wrong number of fields, an empty or
-//   non-numeric id, or an id already seen is skipped as "malformed CSV row".
-// - styles/<id>.json is the truth for attributes: data.articleAttributes[<attribute>], except
-//   baseColour = data.baseColour and the article type = data.articleType.typeName. Where the JSON
-//   lacks the article type or baseColour, the CSV's articleType/baseColour column is used; where both
-//   have one and they differ, the JSON wins and the difference is listed in manifest "warnings".
-// - One pair per product and selected attribute; a value "NA" or empty (after trimming) gives none.
-// - The image is images/<id>.jpg (or images/<id>.png when there is no .jpg); it is fully decoded,
-//   whatever its name says, and a product whose image fails is skipped with the reason.
+// The catalog is read by catalog/catalog_reader.h (which products, where each attribute comes from,
+// what counts as no value). On top of it (see docs/catalog.md for the why):
+// - Bad CSV rows are skipped as "malformed CSV row", listed with their line.
+// - One pair per product and selected attribute; a product without a value for an attribute gives
+//   no pair for it.
+// - The image is fully decoded, whatever its name says, and a product whose image fails is skipped
+//   with the reason.
 // - Products of other article types are left out (counted, not listed). Products of a selected type
 //   without any usable attribute value are counted and listed (no pair, nothing to train on).
 // - The split is by product: the products that have pairs are ordered by a hash of (seed, id), and
@@ -22,7 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "catalog/attributes.h"
+#include "catalog/catalog_reader.h"
+#include "core/attributes.h"
+#include "util/text.h"
 
 namespace tailor {
 
@@ -39,18 +38,10 @@ struct PrepareOptions {
 
 // One input item that could not be used, and why.
 struct SkippedItem {
-  std::string reason;  // one of the kSkip* names below
+  std::string reason;  // one of the kSkip* names (catalog/catalog_reader.h)
   std::string file;    // the file at fault (styles.csv:LINE for CSV rows)
   std::string detail;  // what exactly is wrong
 };
-
-// Reason names (stable: tests and the manifest use them).
-extern const char* const kSkipMalformedCsvRow;  // "malformed CSV row"
-extern const char* const kSkipMissingJson;      // "missing JSON"
-extern const char* const kSkipInvalidJson;      // "invalid JSON"
-extern const char* const kSkipMissingImage;     // "missing image"
-extern const char* const kSkipTruncatedImage;   // "truncated image"
-extern const char* const kSkipBadImage;         // "undecodable image"
 
 struct PrepareSummary {
   std::string catalog_dir, out_dir;
@@ -81,15 +72,7 @@ inline bool prepare_has_pairs(const PrepareSummary& s) { return s.pairs_train + 
 // Human-readable summary: counts, pairs per attribute, every skipped item with file and reason.
 std::string format_prepare_summary(const PrepareSummary& s, size_t max_listed = SIZE_MAX);
 
-// Splits "a, b,c" → {"a","b","c"} (trimmed, empty items dropped).
-std::vector<std::string> split_comma_list(const std::string& text);
 // Splits "Shirts,Tshirts" → {"Shirts","Tshirts"}; "all" or "" → {} (every type).
 std::vector<std::string> parse_article_types(const std::string& text);
-
-// RFC 4180 CSV record parsing, exposed for tests: splits one logical line into fields.
-// Returns false (with why) for an unterminated quote or stray characters after a closing quote.
-bool parse_csv_line(const std::string& line, std::vector<std::string>* fields, std::string* why);
-// Quotes a field for CSV output when it contains a comma, quote, CR or LF.
-std::string csv_field(const std::string& s);
 
 }  // namespace tailor

@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "catalog/rng.h"
+#include "core/rng.h"
 #include "catalog/synth.h"
 #include "util/error.h"
 #include "util/fs.h"

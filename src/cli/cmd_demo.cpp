@@ -1,9 +1,5 @@
-#include "catalog/demo.h"
+#include "app/demo.h"
 #include "cli/commands.h"
-#include "model/presets.h"
-#include "train/demo.h"
-#include "util/error.h"
-#include "util/torch_threads.h"
 
 namespace tailor::cli {
 
@@ -33,16 +29,7 @@ void add_demo(CLI::App& app) {
   cmd->add_flag("--quiet", args->quiet, "No progress bars");
   cmd->callback([args] {
     args->opt.progress = !args->quiet;
-    preset_config(args->opt.preset, 1);  // an unknown preset fails now, not after synth and prepare
-    if (args->opt.products < 2) throw Error("--products must be at least 2 (one to train on, one to evaluate)");
-    if (args->opt.epochs < 1 || args->opt.batch_size < 1) throw Error("--epochs and --batch-size must be at least 1");
-    if (args->opt.pretrain_epochs < 0) throw Error("--pretrain-epochs must be 0 or more");
-    if (!(args->opt.val_fraction > 0 && args->opt.val_fraction < 1)) throw Error("--val-fraction must be between 0 and 1");
-    init_torch_threads();
-    DemoContext ctx = make_demo_context(args->opt);
-    std::vector<DemoStep> steps = demo_catalog_steps();
-    for (auto& s : demo_model_steps(ctx.opt)) steps.push_back(std::move(s));
-    run_demo(ctx, steps);
+    run_whole_demo(args->opt);
   });
 }
 

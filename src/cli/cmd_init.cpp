@@ -1,8 +1,5 @@
-#include <cstdio>
-
+#include "app/init_run.h"
 #include "cli/commands.h"
-#include "model/presets.h"
-#include "util/torch_threads.h"
 
 namespace tailor::cli {
 
@@ -14,11 +11,7 @@ void add_init(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "Random seed")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "Weights as written: f32 or bf16")->capture_default_str();
   cmd->add_option("--init", o->init, "Weight init: auto (= hf), hf, fan-in")->capture_default_str();
-  cmd->callback([o] {
-    init_torch_threads();
-    int64_t n = init_model_dir(*o);
-    std::printf("wrote %s: preset %s, %lld parameters\n", o->out_dir.c_str(), o->preset.c_str(), (long long)n);
-  });
+  cmd->callback([o] { run_init(*o); });
 }
 
 }  // namespace tailor::cli

@@ -1,8 +1,5 @@
-#include <cstdio>
-
-#include "catalog/synth.h"
+#include "app/init_run.h"
 #include "cli/commands.h"
-#include "util/error.h"
 
 namespace tailor::cli {
 
@@ -20,9 +17,7 @@ void add_synth(CLI::App& app) {
   cmd->add_flag("--quiet", args->quiet, "No progress bar");
   cmd->callback([args] {
     args->opt.progress = !args->quiet;
-    SynthSummary s = synth_catalog(args->opt);
-    std::printf("synth: %zu products (seed %llu) in %s in %.2f s\n", s.products.size(),
-                (unsigned long long)args->opt.seed, s.out_dir.c_str(), s.seconds);
+    run_synth(args->opt);
   });
 }
 

@@ -1,10 +1,6 @@
-#include <cstdio>
-
+#include "app/train_run.h"
 #include "cli/commands.h"
-#include "train/trainer.h"
-#include "train/world.h"
-#include "util/error.h"
-#include "util/torch_threads.h"
+#include "cli/flags.h"
 
 namespace tailor::cli {
 
@@ -47,31 +43,9 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--cuda-graph", o->cuda_graph,
                 "Run each optimizer step as one captured CUDA graph (batches padded to fixed shapes; needs "
                 "--device cuda, the feature cache, one process, --grad-accum 1)");
-  auto nproc = std::make_shared<int>(0);
-  auto dist_timeout = std::make_shared<double>(0);
-  cmd->add_option("--nproc", *nproc,
-                  "Data-parallel on this host: start N ranks of tailor (else the torchrun variables RANK, "
-                  "WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK say who this process is)");
-  cmd->add_option("--dist-timeout", *dist_timeout,
-                  "Seconds to wait for the other ranks at rendezvous and at each collective (default 300)");
-  cmd->callback([o, nproc, dist_timeout] {
-    if (o->cuda_graph && o->device.rfind("cuda", 0) != 0) throw Error("--cuda-graph needs --device cuda");
-    o->world = world_from_env();
-    if (*dist_timeout > 0) o->world.timeout_s = *dist_timeout;
-    if (*nproc > 1) {
-      if (o->world.distributed()) throw Error("--nproc: this process is already rank " + std::to_string(o->world.rank) +
-                                              " of a job (WORLD_SIZE is set); drop --nproc");
-      launch_local_workers(*nproc, without_nproc(own_command_line()));
-      return;
-    }
-    init_torch_threads();
-    TrainResult r = train_model(*o);
-    if (!o->world.is_main()) return;  // rank 0 reports
-    std::printf("trained %lld steps (%lld trainable parameters), %.1f samples/s; wrote %s/model%s\n", (long long)r.steps,
-                (long long)r.trainable_parameters, r.samples_per_second, o->out_dir.c_str(),
-                o->full ? "" : " and adapter/");
-    if (r.evaluated) std::printf("%s", eval_table(r.final_eval).c_str());
-  });
+  auto dist = std::make_shared<DistributedOptions>();
+  add_distributed_flags(cmd, *dist);
+  cmd->callback([o, dist] { run_training(*o, *dist); });
 }
 
 }  // namespace tailor::cli

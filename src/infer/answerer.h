@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "catalog/attributes.h"
-#include "catalog/images.h"
+#include "core/attributes.h"
+#include "core/image.h"
 
 namespace tailor {
 

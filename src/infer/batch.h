@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "catalog/images.h"
+#include "core/image.h"
 #include "model/config.h"
 #include "model/image_processor.h"
 #include "model/tokenizer.h"

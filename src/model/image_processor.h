@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "catalog/images.h"
+#include "core/image.h"
 
 namespace tailor {
 

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "catalog/attributes.h"
+#include "core/attributes.h"
 #include "model/blip2.h"
 #include "model/config.h"
 #include "model/image_processor.h"

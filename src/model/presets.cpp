@@ -6,7 +6,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "catalog/attributes.h"
+#include "core/attributes.h"
 #include "model/model_dir.h"
 #include "model/tokenizer.h"
 #include "util/error.h"

@@ -100,6 +100,9 @@ bool parse_dtype(const std::string& s, DType* out) {
 
 // ---- reading ---------------------------------------------------------------------------------
 
+// Long (~130 lines) on purpose: the format's checks in the order of the file's bytes (size, header
+// length, header JSON, each entry's dtype, shape and offsets, coverage of the data), each with its own
+// error; read top to bottom beside the spec.
 std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->path_ = path;

@@ -13,10 +13,11 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
-#include "catalog/attributes.h"
+#include "core/attributes.h"
 #include "catalog/images.h"
 #include "serve/base64.h"
 #include "util/error.h"
+#include "util/text.h"
 
 namespace tailor {
 
@@ -68,12 +69,6 @@ static std::string error_body(const std::string& message) {
 static std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-static std::string trim(const std::string& s) {
-  size_t a = s.find_first_not_of(" \t\r\n");
-  size_t b = s.find_last_not_of(" \t\r\n");
-  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
 }
 
 // "image/jpeg; charset=..." -> "image/jpeg"

@@ -1,6 +1,6 @@
 #include "train/augment.h"
 
-#include "catalog/rng.h"
+#include "core/rng.h"
 #include "model/image_processor.h"
 
 namespace tailor {

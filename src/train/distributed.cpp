@@ -280,11 +280,6 @@ void Distributed::check_same(const std::string& what, const std::string& text) {
                   "; rank " + std::to_string(r) + ": " + all[r] + "): start every rank with the same arguments");
 }
 
-void Distributed::barrier() {
-  Tensor t = torch::zeros({1}, torch::TensorOptions().dtype(torch::kFloat).device(dev_));
-  all_reduce_sum(t);
-}
-
 // ---- GradReducer ------------------------------------------------------------------------------
 
 GradReducer::GradReducer(Distributed& dist, const std::vector<Tensor>& params, int64_t bucket_bytes)

@@ -42,7 +42,6 @@ class Distributed {
   std::vector<std::string> all_gather_bytes(const std::string& local);
   // Throws Error on every rank when `text` (e.g. the training options) differs between ranks.
   void check_same(const std::string& what, const std::string& text);
-  void barrier();
 
   // Internals for GradReducer: start an async all-reduce, wait for one.
   struct Pending;
@@ -58,8 +57,8 @@ class Distributed {
 };
 
 // Sums the gradients of `params` over all ranks. The loss each rank backpropagates is weighted so the
-// sum is the single-process gradient of the global batch (see the trainer). Gradients are packed into
-// flat buckets (in reverse parameter order, about the order backward produces them); a bucket's
+// sum is the single-process gradient of the global batch (train/sampling.h, label_share). Gradients
+// are packed into flat buckets (in reverse parameter order, about the order backward produces them); a bucket's
 // all-reduce starts from a gradient hook as soon as its last gradient arrives and the buckets before
 // it have started, so communication overlaps the rest of the backward pass. Buckets always start in
 // the same order on every rank, as c10d requires.

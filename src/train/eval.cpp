@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "catalog/attributes.h"
+#include "core/attributes.h"
 #include "catalog/images.h"
 #include "util/error.h"
 #include "util/progress.h"

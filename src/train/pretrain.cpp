@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "catalog/rng.h"
+#include "core/rng.h"
 #include "infer/batch.h"
 #include "train/augment.h"
 #include "train/schedule.h"
@@ -58,6 +58,8 @@ PhotoLabels photo_labels(const std::vector<VqaPair>& pairs, std::vector<std::str
 
 }  // namespace
 
+// Long (~130 lines) on purpose: one small training program read in one pass, as llm.c's main (labels,
+// heads, optimizer, then the epoch loop with its validation); its pieces share most of their state.
 std::vector<PretrainEpoch> pretrain_image_side(Blip2ForConditionalGeneration& m, const ImageProcessorConfig& image_cfg,
                                                const std::vector<VqaPair>& train, const std::vector<VqaPair>& val,
                                                const std::map<std::string, std::shared_ptr<const ImageRGB>>& images,
@@ -112,7 +114,7 @@ std::vector<PretrainEpoch> pretrain_image_side(Blip2ForConditionalGeneration& m,
     std::vector<int64_t> order(static_cast<size_t>(photos));
     for (int64_t i = 0; i < photos; ++i) order[i] = i;
     Rng rng(splitmix64_mix(o.seed ^ (0xA24BAED4963EE407ull * static_cast<uint64_t>(epoch + 1))));
-    for (int64_t i = photos - 1; i > 0; --i) std::swap(order[i], order[rng.below(static_cast<int>(i + 1))]);
+    rng.shuffle(order);
     m->vision_model->train();
     m->qformer->train();
     double loss_sum = 0;

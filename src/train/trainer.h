@@ -15,6 +15,8 @@ namespace tailor {
 struct TrainOptions {
   std::string model_dir, data_dir, out_dir;
   bool full = false;                  // train every parameter (from-scratch models)
+  // The choices (freeze, optimizer, cache) are text, as the command line gives them; train_model
+  // parses them once into ModelPart, OptimizerKind (train/trainable.h) and CacheMode (feature_cache.h).
   std::vector<std::string> freeze;    // with --full: vision, qformer, projection, language
   LoraOptions lora;
   std::vector<std::string> attributes;  // train on these only (default: all in the data)
@@ -47,7 +49,7 @@ struct TrainOptions {
   // prompt and answer), captured once as a CUDA graph and replayed: no per-operation dispatch. Needs
   // the feature cache, one process and grad_accum 1. On the CPU the same padded step runs eagerly.
   bool cuda_graph = false;
-  WorldInfo world;                    // [dist] data-parallel rank and job (train/world.h); default: one process
+  WorldInfo world;                    // data-parallel rank and job (train/world.h); default: one process
 };
 
 struct TrainResult {

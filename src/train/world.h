@@ -1,8 +1,7 @@
 // Data-parallel training, the parts that need no libtorch: who this process is in the job (the
-// torchrun environment: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), how each optimizer
-// step's pairs are split across ranks, and `--nproc N`, which starts N local ranks of this program.
+// torchrun environment: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) and how each optimizer
+// step's pairs are split across ranks. (`--nproc N`, which starts N local ranks: app/launch.h.)
 #pragma once
-#include "util/fs.h"  // own_command_line
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -45,15 +44,5 @@ std::vector<Span> step_batches(int64_t pos, int64_t n, int64_t batch_size, int64
 
 // A free TCP port on 127.0.0.1 (bound once with port 0, then released).
 int free_local_port();
-
-// `args` without `--nproc N` / `--nproc=N`.
-std::vector<std::string> without_nproc(const std::vector<std::string>& args);
-
-// Runs `nproc` copies of this program (/proc/self/exe) with `args` (args[0] is the program name) and the
-// torchrun variables set (MASTER_ADDR 127.0.0.1, MASTER_PORT from the environment or a free port).
-// Output goes straight to this process's stdout/stderr. When one copy fails (non-zero exit or a
-// signal), the others get SIGTERM, then SIGKILL after `grace_s`; SIGINT/SIGTERM to this process are
-// passed on. Returns 0 when all succeed; otherwise throws Error naming the first rank that failed.
-void launch_local_workers(int nproc, const std::vector<std::string>& args, double grace_s = 10);
 
 }  // namespace tailor

@@ -60,11 +60,6 @@ void Progress::add(int64_t n, const std::string& extra) {
   if (since >= (tty_ ? 0.1 : 5.0)) draw(false);
 }
 
-void Progress::set_extra(const std::string& extra) {
-  std::lock_guard<std::mutex> lock(mu_);
-  extra_ = extra;
-}
-
 void Progress::finish() {
   std::lock_guard<std::mutex> lock(mu_);
   if (finished_) return;

@@ -13,7 +13,6 @@ class Progress {
   Progress(std::string label, int64_t total, std::string unit = "items");
   ~Progress();
   void add(int64_t n = 1, const std::string& extra = "");  // thread-safe
-  void set_extra(const std::string& extra);
   void finish();
   static bool quiet;  // tests switch output off
 

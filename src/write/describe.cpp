@@ -16,117 +16,38 @@
 #include <sstream>
 #include <thread>
 
+#include "catalog/catalog_reader.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/progress.h"
+#include "util/text.h"
 
 namespace tailor {
 
 using ordered_json = nlohmann::ordered_json;
 
-static bool missing_value(const std::string& v) {
-  return v.empty() || v == "NA" || v == "N/A" || v == "na" || v == "NULL" || v == "null";
-}
-
-static std::string trim(const std::string& s) {
-  size_t a = s.find_first_not_of(" \t\r\n");
-  if (a == std::string::npos) return "";
-  size_t b = s.find_last_not_of(" \t\r\n");
-  return s.substr(a, b - a + 1);
-}
-
-// One CSV record (RFC 4180 quoting; styles.csv has none, but product names may one day).
-static std::vector<std::string> split_csv_line(const std::string& line) {
-  std::vector<std::string> out;
-  std::string cur;
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        cur.push_back('"');
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        cur.push_back(c);
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      out.push_back(cur);
-      cur.clear();
-    } else if (c != '\r') {
-      cur.push_back(c);
-    }
-  }
-  out.push_back(cur);
-  return out;
-}
-
 std::vector<Product> read_catalog_products(const std::string& catalog_dir, const CatalogQuery& query) {
-  std::string csv_path = join_path(catalog_dir, "styles.csv");
-  std::istringstream in(read_file(csv_path));
-  std::string line;
-  if (!std::getline(in, line)) throw Error(csv_path + ": empty file (expected a header line)");
-  std::vector<std::string> header = split_csv_line(line);
-  std::map<std::string, size_t> col;
-  for (size_t i = 0; i < header.size(); ++i) col[trim(header[i])] = i;
-  if (!col.count("id")) throw Error(csv_path + ": the header has no \"id\" column");
+  StylesCsv csv = read_styles_csv(catalog_dir);
+  // A description run covers the catalog it is given: a row it cannot read stops it (prepare, which
+  // builds a dataset, skips such rows instead).
+  if (!csv.bad.empty()) throw Error(csv.bad.front().where + ": " + csv.bad.front().detail);
   std::set<std::string> types(query.article_types.begin(), query.article_types.end());
   std::set<std::string> wanted_ids(query.ids.begin(), query.ids.end());
-  if (!types.empty() && !col.count("articleType"))
-    throw Error(csv_path + ": filtering by article type needs an \"articleType\" column");
-
+  const std::vector<AttributeSpec> no_attributes;
   std::vector<Product> out;
-  std::set<std::string> seen;
-  int line_no = 1;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (trim(line).empty()) continue;
-    std::vector<std::string> f = split_csv_line(line);
-    if (f.size() != header.size())
-      throw Error(csv_path + ":" + std::to_string(line_no) + ": " + std::to_string(f.size()) + " fields, the header has " +
-                  std::to_string(header.size()));
-    auto field = [&](const std::string& name) { return col.count(name) ? trim(f[col[name]]) : std::string(); };
+  for (const StylesRow& row : csv.rows) {
+    if (!wanted_ids.empty() && !wanted_ids.count(row.id)) continue;
+    CatalogProduct cp = read_catalog_product(catalog_dir, row, types, query.read_attributes ? query.attributes : no_attributes);
+    if (!cp.type_selected) continue;
     Product p;
-    p.id = field("id");
-    if (p.id.empty()) throw Error(csv_path + ":" + std::to_string(line_no) + ": empty id");
-    std::string type = field("articleType");
-    if (!types.empty() && !types.count(type)) continue;
-    if (!wanted_ids.empty() && !wanted_ids.count(p.id)) continue;
-    if (!seen.insert(p.id).second) throw Error(csv_path + ":" + std::to_string(line_no) + ": duplicate id " + p.id);
-    p.image_path = join_path(join_path(catalog_dir, "images"), p.id + ".jpg");
-
-    if (query.read_attributes) {
-      std::string json_path = join_path(join_path(catalog_dir, "styles"), p.id + ".json");
-      nlohmann::json data;
-      if (!file_exists(json_path)) {
-        p.error = "missing " + json_path;
-      } else {
-        auto j = nlohmann::json::parse(read_file(json_path), nullptr, false);
-        if (j.is_discarded()) p.error = json_path + ": invalid JSON";
-        else if (!j.is_object() || !j.contains("data") || !j["data"].is_object())
-          p.error = json_path + ": no \"data\" object";
-        else data = j["data"];
-      }
-      if (p.error.empty()) {
-        const nlohmann::json* article = nullptr;
-        if (data.contains("articleAttributes") && data["articleAttributes"].is_object()) article = &data["articleAttributes"];
-        for (const auto& spec : query.attributes) {
-          std::string v;
-          if (article && article->contains(spec.name) && (*article)[spec.name].is_string())
-            v = (*article)[spec.name].get<std::string>();
-          else if (data.contains(spec.name) && data[spec.name].is_string())  // baseColour lives in data
-            v = data[spec.name].get<std::string>();
-          else
-            v = field(spec.name);  // or in styles.csv
-          v = trim(v);
-          if (!missing_value(v)) p.attributes.push_back({spec.name, v});
-        }
-      }
-    }
-    if (!missing_value(type)) p.attributes.push_back({"articleType", type});
+    p.id = row.id;
+    p.image_path = catalog_image_path(catalog_dir, row.id);
+    // Without the catalog's attributes (a model predicts them) the JSON is needed for nothing but
+    // the type, which the CSV gives too.
+    if (query.read_attributes && !cp.problem.empty()) p.error = cp.problem + " " + cp.problem_file + ": " + cp.problem_detail;
+    if (query.read_attributes && cp.problem.empty())
+      for (const auto& [a, value] : cp.values) p.attributes.push_back({query.attributes[a].name, value});
+    if (!is_missing_value(cp.article_type)) p.attributes.push_back({"articleType", cp.article_type});
     out.push_back(std::move(p));
     if (query.limit > 0 && static_cast<int64_t>(out.size()) >= query.limit) break;
   }
@@ -134,7 +55,8 @@ std::vector<Product> read_catalog_products(const std::string& catalog_dir, const
     std::set<std::string> found;
     for (const auto& p : out) found.insert(p.id);
     for (const auto& id : query.ids)
-      if (!found.count(id)) throw Error(csv_path + ": no product with id " + id + (types.empty() ? "" : " of the selected article types"));
+      if (!found.count(id))
+        throw Error(csv.path + ": no product with id " + id + (types.empty() ? "" : " of the selected article types"));
   }
   return out;
 }
@@ -185,16 +107,6 @@ ResumeState read_describe_output(const std::string& jsonl_path) {
     st.ids.push_back(j["id"].get<std::string>());
   }
   return st;
-}
-
-static std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += "\"\"";
-    else out.push_back(c);
-  }
-  return out + "\"";
 }
 
 void write_describe_csv(const std::string& jsonl_path, const std::string& csv_path) {
@@ -287,6 +199,55 @@ struct ProductQueue {
     cv.notify_all();
   }
 };
+
+// The attributes of `ready` predicted by the model: one request per attribute of its task, the
+// requests of a photo sharing its image, all in one answer() call. Returns the products that got
+// them; `failed` is called for each that did not (photo unreadable, model error).
+static std::vector<Product> predict_attributes(std::vector<Product> ready, Answerer& answerer,
+                                               const DescribeOptions& options,
+                                               const std::function<void(const std::string&, const std::string&)>& failed) {
+  const auto& specs = answerer.task().attributes;
+  std::vector<AnswerRequest> requests;
+  std::vector<Product> predicted;
+  for (auto& p : ready) {
+    std::shared_ptr<const ImageRGB> image;
+    try {
+      image = std::make_shared<const ImageRGB>(options.load_image(p.image_path));
+    } catch (const std::exception& e) {
+      failed(p.id, e.what());
+      continue;
+    }
+    for (const auto& spec : specs) requests.push_back(attribute_request(answerer.task(), spec, image, options.answer_mode));
+    predicted.push_back(p);
+  }
+  if (predicted.empty()) return predicted;
+  try {
+    std::vector<Answer> answers = answerer.answer(requests, options.generation);
+    if (answers.size() != requests.size())
+      throw Error("the model returned " + std::to_string(answers.size()) + " answers for " +
+                  std::to_string(requests.size()) + " questions");
+    size_t a = 0;
+    for (auto& p : predicted) {
+      // Keep the product type from the catalog (not a predicted attribute); predictions first.
+      ProductAttributes kept = p.attributes;
+      p.attributes.clear();
+      for (const auto& spec : specs) {
+        const Answer& answer = answers[a++];
+        std::string v = trim(parse_answer(answer.text, spec.name).second);
+        if (is_missing_value(v)) continue;
+        p.attributes.push_back({spec.name, v});
+        if (!answer.has_confidence()) continue;
+        p.confidence[spec.name] = answer.confidence;
+        if (answer.confidence < review_threshold(answerer.task(), spec.name, options)) p.doubtful.push_back(spec.name);
+      }
+      for (const auto& k : kept) p.attributes.push_back(k);
+    }
+  } catch (const std::exception& e) {
+    for (const auto& p : predicted) failed(p.id, std::string("attribute prediction failed: ") + e.what());
+    predicted.clear();
+  }
+  return predicted;
+}
 
 DescribeSummary describe_products(const std::vector<Product>& products, const Writer& writer, Answerer* answerer,
                                   const DescribeOptions& options) {
@@ -403,54 +364,11 @@ DescribeSummary describe_products(const std::vector<Product>& products, const Wr
         ready.push_back(*todo[k]);
       }
     }
-    if (answerer && !ready.empty()) {
-      const auto& specs = answerer->task().attributes;
-      std::vector<AnswerRequest> requests;
-      std::vector<Product> predicted;
-      for (auto& p : ready) {
-        std::shared_ptr<const ImageRGB> image;
-        try {
-          image = std::make_shared<const ImageRGB>(options.load_image(p.image_path));
-        } catch (const std::exception& e) {
-          fail(p.id, e.what());
-          tick();
-          continue;
-        }
-        for (const auto& spec : specs) requests.push_back(attribute_request(answerer->task(), spec, image, options.answer_mode));
-        predicted.push_back(p);
-      }
-      if (!predicted.empty()) {
-        try {
-          std::vector<Answer> answers = answerer->answer(requests, options.generation);
-          if (answers.size() != requests.size())
-            throw Error("the model returned " + std::to_string(answers.size()) + " answers for " +
-                        std::to_string(requests.size()) + " questions");
-          size_t a = 0;
-          for (auto& p : predicted) {
-            // Keep the product type from the catalog (not a predicted attribute); predictions first.
-            ProductAttributes kept = p.attributes;
-            p.attributes.clear();
-            for (const auto& spec : specs) {
-              const Answer& answer = answers[a++];
-              std::string v = trim(parse_answer(answer.text, spec.name).second);
-              if (missing_value(v)) continue;
-              p.attributes.push_back({spec.name, v});
-              if (!answer.has_confidence()) continue;
-              p.confidence[spec.name] = answer.confidence;
-              if (answer.confidence < review_threshold(answerer->task(), spec.name, options)) p.doubtful.push_back(spec.name);
-            }
-            for (const auto& k : kept) p.attributes.push_back(k);
-          }
-        } catch (const std::exception& e) {
-          for (const auto& p : predicted) {
-            fail(p.id, std::string("attribute prediction failed: ") + e.what());
-            tick();
-          }
-          predicted.clear();
-        }
-      }
-      ready = std::move(predicted);
-    }
+    if (answerer && !ready.empty())
+      ready = predict_attributes(std::move(ready), *answerer, options, [&](const std::string& id, const std::string& why) {
+        fail(id, why);
+        tick();
+      });
     for (auto& p : ready) queue.push(std::move(p));
   }
   queue.close();
@@ -475,7 +393,7 @@ DescribedProduct describe_one(const Writer& writer, const std::map<std::string, 
     if (it == attributes.end() || used.count(name)) return;
     used.insert(name);
     std::string v = trim(it->second);
-    if (!missing_value(v)) d.attributes.push_back({name, v});
+    if (!is_missing_value(v)) d.attributes.push_back({name, v});
   };
   for (const auto& spec : default_attributes()) take(spec.name);
   take("articleType");

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "catalog/attributes.h"
-#include "catalog/images.h"
+#include "core/attributes.h"
+#include "core/image.h"
 #include "infer/answerer.h"
 #include "write/writer.h"
 
@@ -34,10 +34,10 @@ struct CatalogQuery {
   bool read_attributes = true;             // false when a model predicts them
 };
 
-// Kaggle layout: styles.csv (id, articleType, baseColour, ...), styles/<id>.json
-// (data.articleAttributes), images/<id>.jpg. Attributes come in the order of query.attributes,
-// then "articleType"; "NA" and empty values are left out. A missing or broken JSON file makes that
-// product's `error`, not an exception; a broken styles.csv throws Error naming the line.
+// A Kaggle-layout catalog, read by catalog/catalog_reader.h (its rules say where each attribute
+// comes from and what counts as no value). Attributes come in the order of query.attributes, then
+// "articleType". A missing or broken JSON file makes that product's `error` (when attributes are
+// read), not an exception; a bad row of styles.csv throws Error naming the line.
 std::vector<Product> read_catalog_products(const std::string& catalog_dir, const CatalogQuery& query);
 // One product per photo, id = file name without extension; duplicate ids throw Error.
 std::vector<Product> products_from_images(const std::vector<std::string>& image_paths);
@@ -55,7 +55,7 @@ struct DescribeOptions {
   double review_below = 0.5;
   double review_below_override = -1;
   bool doubtful_to_writer = false;  // false: doubtful attributes are left out of the writer's facts
-  // Model mode only: reads a photo. The CLI passes catalog/images.h load_image; tests pass their own.
+  // Model mode only: reads a photo. app/describe_run passes catalog/images.h load_image; tests pass their own.
   std::function<ImageRGB(const std::string& path)> load_image;
   int stop_after_consecutive_failures = 10;  // a dead endpoint or bad key stops the run early
   bool show_progress = true;

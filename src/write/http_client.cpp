@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "util/error.h"
+#include "util/text.h"
 
 namespace tailor {
 
@@ -20,13 +21,6 @@ static std::string lower(std::string s) {
   for (char& c : s)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return s;
-}
-
-static std::string trim(const std::string& s) {
-  size_t a = s.find_first_not_of(" \t\r\n");
-  if (a == std::string::npos) return "";
-  size_t b = s.find_last_not_of(" \t\r\n");
-  return s.substr(a, b - a + 1);
 }
 
 std::string HttpResponse::header(const std::string& name) const {

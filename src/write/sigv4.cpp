@@ -9,6 +9,7 @@
 #include <map>
 
 #include "util/error.h"
+#include "util/text.h"
 
 namespace tailor {
 
@@ -128,13 +129,6 @@ std::string sigv4_canonical_query(const std::string& query) {
   std::string out;
   for (const auto& p : params) out += (out.empty() ? "" : "&") + p.first + "=" + p.second;
   return out;
-}
-
-static std::string trim(const std::string& s) {
-  size_t a = s.find_first_not_of(" \t\r\n");
-  if (a == std::string::npos) return "";
-  size_t b = s.find_last_not_of(" \t\r\n");
-  return s.substr(a, b - a + 1);
 }
 
 // Header value as SigV4 wants it: lines of a folded value joined with ',', each trimmed, and runs

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "catalog/images.h"
-#include "catalog/rng.h"
+#include "core/rng.h"
 #include "test_util.h"
 #include "util/error.h"
 #include "util/fs.h"

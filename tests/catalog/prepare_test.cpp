@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "catalog/attributes.h"
+#include "core/attributes.h"
 #include "catalog/dataset.h"
 #include "catalog/images.h"
 #include "catalog/prepare.h"

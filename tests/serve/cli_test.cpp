@@ -12,7 +12,7 @@
 #include <sstream>
 #include <thread>
 
-#include "catalog/attributes.h"
+#include "core/attributes.h"
 #include "serve/base64.h"
 #include "test_util.h"
 #include "util/fs.h"

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "app/launch.h"
 #include "test_util.h"
 #include "train/world.h"
 #include "util/error.h"

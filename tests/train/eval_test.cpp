@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "catalog/attributes.h"
+#include "core/attributes.h"
 #include "catalog/images.h"
 #include "test_util.h"
 #include "train/eval.h"

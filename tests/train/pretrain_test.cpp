@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <map>
 
-#include "catalog/attributes.h"
+#include "core/attributes.h"
 #include "catalog/dataset.h"
 #include "catalog/prepare.h"
 #include "catalog/synth.h"

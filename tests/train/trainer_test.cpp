@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "catalog/dataset.h"
+#include "catalog/images.h"
 #include "infer/batch.h"
 #include "model/model_dir.h"
 #include "model/safetensors.h"

@@ -1,5 +1,6 @@
 // Shared by tailor_gpu_bench and tailor_gpu_profile: timing helpers, the model-FLOP count of issue 7
-// and the benchmark's LoRA training step. Header-only, included by one file of each program.
+// and the benchmark's LoRA training step (fixed inputs around the trainer's own step). Header-only,
+// included by one file of each program.
 #pragma once
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <torch/torch.h>
@@ -12,6 +13,7 @@
 #include "model/model_dir.h"
 #include "train/lora.h"
 #include "train/optimizer.h"
+#include "train/step.h"
 
 namespace tailor {
 using torch::Tensor;
@@ -55,8 +57,9 @@ inline Flops flops_per_sample(const Blip2Config& c, int64_t enc_len, int64_t dec
 }
 
 // The LoRA training step of the benchmark on fixed random inputs: frozen image side (or cached
-// features), T5 forward with LoRA on q,v, backward, gradient clip, AdamW (FlatAdam). graph: the
-// whole step captured as one CUDA graph (FlatAdam keeps its step count and learning rate on the GPU).
+// features), then the trainer's own step (train/step.h fixed_shape_step: T5 forward with LoRA on q,v,
+// backward, gradient clip, AdamW over FlatAdam), which `tailor train --cuda-graph` runs too. graph:
+// the whole step captured as one CUDA graph (FlatAdam keeps its step count and learning rate on the GPU).
 struct TrainStep {
   Blip2Bundle& b;
   int64_t B;
@@ -69,14 +72,8 @@ struct TrainStep {
     return b.model->qformer_features(b.model->vision_model->forward(pixels.to(torch::kBFloat16)));
   }
   void run() {
-    auto& m = b.model;
-    opt->zero_grad();
-    Tensor q = cache ? cached_q : image_side();
-    Tensor l = lm_loss(m->forward_from_qformer(q, ids, mask, slot, labels), labels);
-    l.backward();
-    opt->clip_grad_norm(1.0);
-    opt->step();
-    loss.copy_(l.detach());
+    Tensor q = cache ? cached_q : image_side();  // no gradient: the image side is frozen
+    fixed_shape_step(b.model, *opt, LmBatch{q, ids, mask, slot, labels}, /*max_grad_norm=*/1.0, loss);
   }
 };
 

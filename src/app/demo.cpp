@@ -1,6 +1,7 @@
-#include "train/demo.h"
+#include "app/demo.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -14,10 +15,12 @@
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/torch_threads.h"
 #include "write/describe.h"
 #include "write/writer.h"
 
 namespace tailor {
+
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -125,6 +128,70 @@ std::string write_report(const DemoContext& c, const DemoModelState& st) {
   return h;
 }
 
+// The first validation products (in eval order), each with all its answers, described by the
+// offline writer from the predicted attributes; examples.jsonl and two of them printed.
+void describe_examples(DemoContext& c, DemoModelState& st) {
+  std::map<std::string, size_t> slot;
+  for (const auto& p : st.eval.predictions) {
+    auto it = slot.find(p.id);
+    if (it == slot.end()) {
+      if (static_cast<int>(st.examples.size()) >= c.opt.examples) continue;
+      it = slot.emplace(p.id, st.examples.size()).first;
+      DemoExample e;
+      e.id = p.id;
+      e.image = p.image;
+      st.examples.push_back(e);
+    }
+    std::string question = p.attribute;
+    for (const auto& a : default_attributes())
+      if (a.name == p.attribute) question = a.question;
+    st.examples[it->second].answers.push_back({p.attribute, question, p.truth, p.predicted});
+  }
+  std::map<std::string, const SynthProduct*> truth;
+  for (const auto& sp : c.synth.products) truth[sp.id] = &sp;
+  auto writer = make_writer(WriterConfig{});  // offline: deterministic, no network
+  std::string lines;
+  for (auto& e : st.examples) {
+    // Predicted visual attributes; fabric, fit and type are catalog metadata (not drawn).
+    // An answer that is no known value of its attribute (an undertrained model's
+    // fragment) stays out of the text: the report still shows it beside the truth.
+    std::map<std::string, std::string> attrs;
+    for (const auto& a : e.answers) {
+      const auto& known = st.known_values[a.attribute];
+      if (std::find(known.begin(), known.end(), a.predicted) != known.end())
+        attrs[a.attribute] = a.predicted;
+    }
+    auto t = truth.find(e.id);
+    if (t != truth.end()) {
+      e.article_type = t->second->article_type;
+      attrs["articleType"] = t->second->article_type;
+      if (!t->second->fabric.empty()) attrs["Fabric"] = t->second->fabric;
+      if (!t->second->fit.empty()) attrs["Fit"] = t->second->fit;
+    }
+    DescribedProduct d = describe_one(*writer, attrs);
+    e.described = d.attributes;
+    e.description = d.description;
+    json j = {{"id", e.id}, {"image", e.image}, {"article_type", e.article_type},
+              {"description", e.description}, {"writer", d.writer}, {"writer_model", d.model}};
+    for (const auto& a : e.answers)
+      j["answers"].push_back({{"attribute", a.attribute}, {"question", a.question},
+                              {"predicted", a.predicted}, {"truth", a.truth}});
+    for (const auto& a : e.described) j["described_attributes"][a.name] = a.value;
+    lines += j.dump() + "\n";
+  }
+  write_file_atomic(join_path(c.opt.out_dir, "examples.jsonl"), lines);
+  for (size_t i = 0; i < st.examples.size() && i < 2; ++i) {
+    const auto& e = st.examples[i];
+    std::fprintf(c.log, "product %s (%s):\n", e.id.c_str(), e.article_type.c_str());
+    for (const auto& a : e.answers)
+      std::fprintf(c.log, "  %-14s predicted %-18s true %-18s %s\n", a.attribute.c_str(),
+                   a.predicted.c_str(), a.truth.c_str(), a.predicted == a.truth ? "ok" : "WRONG");
+    std::fprintf(c.log, "  description: %s\n", e.description.c_str());
+  }
+  c.outputs["describe"] = std::to_string(st.examples.size()) + " products described in " +
+                          join_path(c.opt.out_dir, "examples.jsonl");
+}
+
 }  // namespace
 
 std::string html_escape(const std::string& s) {
@@ -207,68 +274,7 @@ std::vector<DemoStep> demo_model_steps(const DemoOptions& opt) {
                                              join_path(c.opt.out_dir, "eval.json");
                    }});
 
-  steps.push_back({"describe", [st](DemoContext& c) {
-                     // The first validation products (in eval order), each with all its answers.
-                     std::map<std::string, size_t> slot;
-                     for (const auto& p : st->eval.predictions) {
-                       auto it = slot.find(p.id);
-                       if (it == slot.end()) {
-                         if (static_cast<int>(st->examples.size()) >= c.opt.examples) continue;
-                         it = slot.emplace(p.id, st->examples.size()).first;
-                         DemoExample e;
-                         e.id = p.id;
-                         e.image = p.image;
-                         st->examples.push_back(e);
-                       }
-                       std::string question = p.attribute;
-                       for (const auto& a : default_attributes())
-                         if (a.name == p.attribute) question = a.question;
-                       st->examples[it->second].answers.push_back({p.attribute, question, p.truth, p.predicted});
-                     }
-                     std::map<std::string, const SynthProduct*> truth;
-                     for (const auto& sp : c.synth.products) truth[sp.id] = &sp;
-                     auto writer = make_writer(WriterConfig{});  // offline: deterministic, no network
-                     std::string lines;
-                     for (auto& e : st->examples) {
-                       // Predicted visual attributes; fabric, fit and type are catalog metadata (not drawn).
-                       // An answer that is no known value of its attribute (an undertrained model's
-                       // fragment) stays out of the text: the report still shows it beside the truth.
-                       std::map<std::string, std::string> attrs;
-                       for (const auto& a : e.answers) {
-                         const auto& known = st->known_values[a.attribute];
-                         if (std::find(known.begin(), known.end(), a.predicted) != known.end())
-                           attrs[a.attribute] = a.predicted;
-                       }
-                       auto t = truth.find(e.id);
-                       if (t != truth.end()) {
-                         e.article_type = t->second->article_type;
-                         attrs["articleType"] = t->second->article_type;
-                         if (!t->second->fabric.empty()) attrs["Fabric"] = t->second->fabric;
-                         if (!t->second->fit.empty()) attrs["Fit"] = t->second->fit;
-                       }
-                       DescribedProduct d = describe_one(*writer, attrs);
-                       e.described = d.attributes;
-                       e.description = d.description;
-                       json j = {{"id", e.id}, {"image", e.image}, {"article_type", e.article_type},
-                                 {"description", e.description}, {"writer", d.writer}, {"writer_model", d.model}};
-                       for (const auto& a : e.answers)
-                         j["answers"].push_back({{"attribute", a.attribute}, {"question", a.question},
-                                                 {"predicted", a.predicted}, {"truth", a.truth}});
-                       for (const auto& a : e.described) j["described_attributes"][a.name] = a.value;
-                       lines += j.dump() + "\n";
-                     }
-                     write_file_atomic(join_path(c.opt.out_dir, "examples.jsonl"), lines);
-                     for (size_t i = 0; i < st->examples.size() && i < 2; ++i) {
-                       const auto& e = st->examples[i];
-                       std::fprintf(c.log, "product %s (%s):\n", e.id.c_str(), e.article_type.c_str());
-                       for (const auto& a : e.answers)
-                         std::fprintf(c.log, "  %-14s predicted %-18s true %-18s %s\n", a.attribute.c_str(),
-                                      a.predicted.c_str(), a.truth.c_str(), a.predicted == a.truth ? "ok" : "WRONG");
-                       std::fprintf(c.log, "  description: %s\n", e.description.c_str());
-                     }
-                     c.outputs["describe"] = std::to_string(st->examples.size()) + " products described in " +
-                                             join_path(c.opt.out_dir, "examples.jsonl");
-                   }});
+  steps.push_back({"describe", [st](DemoContext& c) { describe_examples(c, *st); }});
 
   steps.push_back({"report", [st](DemoContext& c) {
                      std::string path = join_path(c.opt.out_dir, "report.html");
@@ -278,6 +284,102 @@ std::vector<DemoStep> demo_model_steps(const DemoOptions& opt) {
                                     accuracy_table(st->eval) + "report: " + path + "\n";
                    }});
   return steps;
+}
+
+
+// ---- the catalog steps and the runner ---------------------------------------------------------
+
+
+DemoContext make_demo_context(const DemoOptions& opt) {
+  DemoContext ctx;
+  ctx.opt = opt;
+  ctx.catalog_dir = join_path(opt.out_dir, "catalog");
+  ctx.dataset_dir = join_path(opt.out_dir, "dataset");
+  return ctx;
+}
+
+std::vector<DemoStep> demo_catalog_steps() {
+  std::vector<DemoStep> steps;
+  steps.push_back({"synthesize catalog", [](DemoContext& c) {
+                     SynthOptions o;
+                     o.products = c.opt.products;
+                     o.out_dir = c.catalog_dir;
+                     o.seed = c.opt.seed;
+                     o.threads = c.opt.threads;
+                     o.progress = c.opt.progress;
+                     c.synth = synth_catalog(o);
+                     c.outputs["synthesize catalog"] = std::to_string(c.synth.products.size()) +
+                                                       " products in " + c.catalog_dir;
+                   }});
+  steps.push_back({"prepare", [](DemoContext& c) {
+                     PrepareOptions o;
+                     o.catalog_dir = c.catalog_dir;
+                     o.out_dir = c.dataset_dir;
+                     o.seed = c.opt.seed;
+                     o.threads = c.opt.threads;
+                     o.progress = c.opt.progress;
+                     o.val_fraction = c.opt.val_fraction;
+                     if (!c.opt.attributes.empty()) o.attributes = select_attributes(default_attributes(), c.opt.attributes);
+                     c.prepare = prepare_catalog(o);
+                     std::fputs(format_prepare_summary(c.prepare).c_str(), c.log);
+                     if (!prepare_has_pairs(c.prepare))
+                       throw Error("prepare produced no pairs from " + c.catalog_dir);
+                     c.outputs["prepare"] = std::to_string(c.prepare.pairs_train) + " train / " +
+                                            std::to_string(c.prepare.pairs_val) + " val pairs in " + c.dataset_dir;
+                   }});
+  return steps;
+}
+
+void run_demo(DemoContext& ctx, const std::vector<DemoStep>& steps) {
+  auto t0 = std::chrono::steady_clock::now();
+  make_dirs(ctx.opt.out_dir);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    std::fprintf(ctx.log, "[%zu/%zu] %s\n", i + 1, steps.size(), steps[i].name.c_str());
+    std::fflush(ctx.log);
+    auto s0 = std::chrono::steady_clock::now();
+    try {
+      steps[i].run(ctx);
+    } catch (const Error& e) {
+      throw Error("demo step \"" + steps[i].name + "\" failed: " + e.what());
+    }
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count();
+    ctx.step_seconds.push_back({steps[i].name, s});
+    std::fprintf(ctx.log, "[%zu/%zu] %s: done in %.1f s\n", i + 1, steps.size(), steps[i].name.c_str(), s);
+    std::fflush(ctx.log);
+  }
+  double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::string timings = "{\n  \"steps\": [";
+  for (size_t i = 0; i < ctx.step_seconds.size(); ++i) {
+    char line[256];
+    std::snprintf(line, sizeof line, "%s\n    {\"step\": \"%s\", \"seconds\": %.3f}", i ? "," : "",
+                  ctx.step_seconds[i].first.c_str(), ctx.step_seconds[i].second);
+    timings += line;
+  }
+  char tail[64];
+  std::snprintf(tail, sizeof tail, "\n  ],\n  \"total_seconds\": %.3f\n}\n", total);
+  write_file_atomic(join_path(ctx.opt.out_dir, "timings.json"), timings + tail);
+  std::fprintf(ctx.log, "demo: finished in %.1f s\n", total);
+  for (const auto& [name, s] : ctx.step_seconds) std::fprintf(ctx.log, "  %-20s %6.1f s\n", name.c_str(), s);
+  for (const auto& st : steps) {
+    auto it = ctx.outputs.find(st.name);
+    if (it != ctx.outputs.end()) std::fprintf(ctx.log, "  %-20s %s\n", st.name.c_str(), it->second.c_str());
+  }
+  if (!ctx.final_text.empty()) std::fputs(ctx.final_text.c_str(), ctx.log);
+  std::fflush(ctx.log);
+}
+
+
+void run_whole_demo(const DemoOptions& opt) {
+  preset_config(opt.preset, 1);  // an unknown preset fails now, not after synth and prepare
+  if (opt.products < 2) throw Error("--products must be at least 2 (one to train on, one to evaluate)");
+  if (opt.epochs < 1 || opt.batch_size < 1) throw Error("--epochs and --batch-size must be at least 1");
+  if (opt.pretrain_epochs < 0) throw Error("--pretrain-epochs must be 0 or more");
+  if (!(opt.val_fraction > 0 && opt.val_fraction < 1)) throw Error("--val-fraction must be between 0 and 1");
+  init_torch_threads();
+  DemoContext ctx = make_demo_context(opt);
+  std::vector<DemoStep> steps = demo_catalog_steps();
+  for (auto& s : demo_model_steps(ctx.opt)) steps.push_back(std::move(s));
+  run_demo(ctx, steps);
 }
 
 }  // namespace tailor

@@ -1,6 +1,8 @@
-// tailor demo: the whole pipeline on an embedded synthetic catalog, offline, as a list of steps.
-// This stage provides the catalog steps (synthesize, prepare); train/demo.h appends the model steps
-// (init, train, evaluate, describe, report), reading what earlier steps left in DemoContext.
+// tailor demo: the whole pipeline on a synthetic catalog, offline, as a list of steps: the catalog
+// steps (synthesize, prepare), then the model steps (init, train, evaluate, describe, report), each
+// reading what earlier steps left in DemoContext. A tiny BLIP-2 is trained from scratch on the
+// synthetic pairs, evaluated against the majority baseline, and a few validation products get
+// predicted attributes, an offline description and a place in an HTML report.
 #pragma once
 #include <cstdint>
 #include <cstdio>
@@ -24,7 +26,7 @@ struct DemoOptions {
   // The attributes the synthetic photos show (Fabric and Fit are catalog metadata, not drawn).
   std::vector<std::string> attributes = {"Sleeve Length", "Neck", "Collar", "Pattern", "baseColour"};
   double val_fraction = 0.1;
-  // Model half (train/demo.h). Tuned for about 3 minutes on 2 CPU cores: see docs/demo.md.
+  // Model steps. Tuned for about 3 minutes on 2 CPU cores: see docs/demo.md.
   // Two stages, as BLIP-2: the image side pre-trained on the attributes (pretrain_epochs, attribute
   // heads, train/pretrain.h), then frozen while the language model learns to answer (epochs).
   std::string preset = "tiny";
@@ -58,8 +60,20 @@ struct DemoStep {
 DemoContext make_demo_context(const DemoOptions& opt);
 // synth → prepare.
 std::vector<DemoStep> demo_catalog_steps();
+// init model → train → evaluate → describe → report. Outputs under ctx.opt.out_dir:
+//   model-init/ (the random model), train/ (trainer output, train/model = the trained model),
+//   eval.json + eval.txt (per attribute, majority baseline, confusion tables),
+//   examples.jsonl (per shown product: photo, answers predicted vs true, description),
+//   report.html (photos linked relative to it, questions, answers, descriptions, timings).
+std::vector<DemoStep> demo_model_steps(const DemoOptions& opt);
 // Runs the steps in order, printing "[i/n] name" and the time of each, then a summary; writes
 // <out>/timings.json (seconds per step and in total).
 void run_demo(DemoContext& ctx, const std::vector<DemoStep>& steps);
+
+// `tailor demo`: checks the options (before anything runs), then every step of both halves.
+void run_whole_demo(const DemoOptions& opt);
+
+// Text made safe for the report's HTML.
+std::string html_escape(const std::string& s);
 
 }  // namespace tailor

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tailor {
@@ -39,6 +40,12 @@ struct Rng {
   template <typename T>
   T pick(const std::vector<T>& v) {
     return v[below(static_cast<int>(v.size()))];
+  }
+  // Fisher-Yates from the back: the one seeded shuffle (epoch orders, pre-training batches).
+  template <typename T>
+  void shuffle(std::vector<T>& v) {
+    for (int64_t i = static_cast<int64_t>(v.size()) - 1; i > 0; --i)
+      std::swap(v[i], v[next() % static_cast<uint64_t>(i + 1)]);
   }
 };
 

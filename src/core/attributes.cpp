@@ -1,9 +1,10 @@
-#include "catalog/attributes.h"
+#include "core/attributes.h"
 
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/text.h"
 
 namespace tailor {
 
@@ -85,11 +86,6 @@ std::string answer_text(const std::string& attribute, const std::string& value) 
 
 std::pair<std::string, std::string> parse_answer(const std::string& text,
                                                  const std::string& fallback_attribute) {
-  auto trim = [](std::string s) {
-    size_t a = s.find_first_not_of(" \t\n");
-    size_t b = s.find_last_not_of(" \t\n");
-    return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
-  };
   size_t c = text.find(':');
   if (c != std::string::npos) {
     std::string attr = trim(text.substr(0, c));

@@ -1,0 +1,40 @@
+// `tailor describe` as one call: the products (a catalog, or photos given by path or in a list
+// file) → their attributes (the catalog's own, or answered by a model) → a description each from a
+// writer (write/describe.h does the resumable run itself).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "write/writer.h"
+
+namespace tailor {
+
+struct DescribeRunOptions {
+  // The products: exactly one of catalog, images, image_list.
+  std::string catalog;
+  std::vector<std::string> images;
+  std::string image_list;  // one photo path per line; blank lines and lines starting with # skipped
+  // The attributes: exactly one of attributes_from ("catalog") and model_dir.
+  std::string attributes_from, model_dir;
+  std::string attributes_file;  // templates (JSON) of the attributes read from the catalog
+  std::vector<std::string> article_types, ids;
+  int64_t limit = 0;
+  std::string device = "cpu";
+  int batch_size = 8, concurrency = 4;
+  std::string answer = "choice";  // with a model: choice answers carry a confidence (write/describe.h)
+  double review_below = -1;       // >= 0: one review threshold for every attribute
+  bool doubtful_to_writer = false;
+  std::string output = "descriptions.jsonl", csv;
+  bool quiet = false;
+  WriterConfig writer;
+  // Shapes writer.http and writer.system_prompt.
+  int retries = 4;
+  double timeout_s = 180, connect_timeout_s = 10;
+  std::string system_prompt_file;
+};
+
+// Prints the summary; throws Error when some products are left without a description.
+void run_describe_products(DescribeRunOptions o);
+
+}  // namespace tailor
