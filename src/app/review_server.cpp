@@ -322,13 +322,13 @@ void handle_summary(ReviewContext& c, const Request&, Response& res) {
 
 void handle_export(ReviewContext& c, const Request& req, Response& res) {
   std::string what = req.matches[1];
+  if (what != "approved.jsonl" && what != "approved.csv" && what != "corrections.jsonl")
+    throw ReviewHttpError{404, "no export named \"" + what + "\" (approved.jsonl, approved.csv, corrections.jsonl)"};
   std::vector<ReviewProduct> products = c.store.all_products();
   res.set_header("Content-Disposition", "attachment; filename=\"" + what + "\"");
   if (what == "approved.jsonl") res.set_content(approved_jsonl(products), "application/x-ndjson; charset=utf-8");
   else if (what == "approved.csv") res.set_content(approved_csv(products), "text/csv; charset=utf-8");
-  else if (what == "corrections.jsonl")
-    res.set_content(pairs_jsonl(correction_pairs(products, c.specs)), "application/x-ndjson; charset=utf-8");
-  else throw ReviewHttpError{404, "no export named \"" + what + "\" (approved.jsonl, approved.csv, corrections.jsonl)"};
+  else res.set_content(pairs_jsonl(correction_pairs(products, c.specs)), "application/x-ndjson; charset=utf-8");
 }
 
 // Login: true when the request may go on. Open when no token is configured; else a bearer header

@@ -14,6 +14,7 @@ namespace tailor {
 
 struct TrainOptions {
   std::string model_dir, data_dir, out_dir;
+  std::vector<std::string> extra_pairs;  // more pair files (`tailor review`'s corrections.jsonl), merged into train.jsonl's
   bool full = false;                  // train every parameter (from-scratch models)
   std::vector<std::string> freeze;    // with --full: vision, qformer, projection, language
   LoraOptions lora;

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <deque>
@@ -230,8 +231,21 @@ class BrowserPage {
   void press_escape() { press("Escape", "Escape", 27, false); }
   void type_text(const std::string& text) { browser_.call("Input.insertText", {{"text", text}}, session_); }
 
+  // PNG bytes of one element (its bounding box, scrolled or not), with a margin.
+  std::vector<uint8_t> screenshot_element(const std::string& selector, int margin = 8) {
+    cdp_json r = eval("(() => { const b = document.querySelector(" + cdp_json(selector).dump() +
+                      ").getBoundingClientRect(); return {x: b.left + scrollX, y: b.top + scrollY, w: b.width, h: b.height}; })()");
+    cdp_json clip = {{"x", std::max(0.0, r["x"].get<double>() - margin)}, {"y", std::max(0.0, r["y"].get<double>() - margin)},
+                     {"width", r["w"].get<double>() + 2 * margin}, {"height", r["h"].get<double>() + 2 * margin}, {"scale", 1}};
+    cdp_json shot = browser_.call("Page.captureScreenshot", {{"format", "png"}, {"clip", clip}, {"captureBeyondViewport", true}}, session_);
+    return decode_base64(shot["data"].get<std::string>());
+  }
+
   // PNG bytes of the whole page (height grown to the content).
   std::vector<uint8_t> screenshot(int width) {
+    // Measured at a small height: the page grows to a tall viewport, never shrinks.
+    browser_.call("Emulation.setDeviceMetricsOverride",
+                  {{"width", width}, {"height", 600}, {"deviceScaleFactor", 1}, {"mobile", false}}, session_);
     int height = eval("Math.ceil(document.documentElement.scrollHeight)").get<int>();
     browser_.call("Emulation.setDeviceMetricsOverride",
                   {{"width", width}, {"height", height}, {"deviceScaleFactor", 1}, {"mobile", false}}, session_);

@@ -6,6 +6,7 @@
 
 #include "app/charts.h"
 #include "test_util.h"
+#include "train/eval.h"
 #include "util/error.h"
 #include "util/fs.h"
 
@@ -75,6 +76,24 @@ TEST(Charts, ManyValuesFoldIntoOther) {
   std::string svg = svg_confusion("Colour", c);
   EXPECT_EQ(count(svg, "<rect"), 12u * 12u);
   EXPECT_NE(svg.find("(other)"), std::string::npos);
+}
+
+// What the demo report draws: a validation report and the training log.
+TEST(Charts, FromAnEvalReportAndATrainingLog) {
+  std::string dir = test::temp_dir("charts_eval");
+  write_file_atomic(join_path(dir, "train_log.jsonl"), "{\"step\":1,\"loss\":3}\n{\"step\":2,\"loss\":2}\n");
+  EvalReport r;
+  AttributeEval neck;
+  neck.attribute = "Neck";
+  neck.n = 4;
+  neck.accuracy = 0.5;
+  neck.majority_accuracy = 0.75;
+  neck.majority_value = "Round";
+  neck.confusion = {{"Round", {{"Round", 2}, {"V", 1}}}, {"V", {{"Round", 1}}}};
+  r.attributes = {neck};
+  std::string html = eval_charts_html(join_path(dir, "train_log.jsonl"), r);
+  EXPECT_EQ(count(html, "<svg"), 3u);
+  EXPECT_NE(html.find("Confusion of the weakest attribute: Neck"), std::string::npos);
 }
 
 }  // namespace

@@ -80,7 +80,7 @@ inline std::string slurp_file(const std::string& path) {
 // `tailor review` (run_review, as the CLI calls it) in a child process on a free port.
 class ReviewProcess {
  public:
-  ReviewProcess(const ReviewFiles& f, const std::string& auth_token = "") {
+  ReviewProcess(const ReviewFiles& f, const std::string& auth_token = "", const std::string& train_log = "") {
     log_ = join_path(f.dir, "review-" + std::to_string(++starts()) + ".log");
     pid_ = fork();
     if (pid_ == 0) {
@@ -90,6 +90,7 @@ class ReviewProcess {
       o.photos.catalog_dir = f.catalog;
       o.port = 0;
       o.auth_token = auth_token;
+      o.train_log = train_log;
       std::string log = log_;
       o.log = [log](const std::string& line) {
         std::ofstream out(log, std::ios::app);

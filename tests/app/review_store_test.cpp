@@ -159,5 +159,20 @@ TEST(ReviewExport, ApprovedProductsAndCorrectedAttributesAsPrepareWritesPairs) {
   EXPECT_TRUE(file_exists(pairs[0].image));
 }
 
+TEST(ReviewExport, MergedCorrectionsReplaceTheSameProductAndAttributeAndAddTheRest) {
+  auto pair = [](const std::string& id, const std::string& attribute, const std::string& value) {
+    VqaPair p;
+    p.id = id;
+    p.attribute = attribute;
+    p.value = value;
+    return p;
+  };
+  std::vector<VqaPair> pairs = {pair("1", "Fit", "Slim Fit"), pair("1", "Neck", "Round"), pair("2", "Fit", "Regular Fit")};
+  merge_pairs(pairs, {pair("1", "Neck", "V Neck"), pair("3", "Fit", "Slim Fit")});
+  ASSERT_EQ(pairs.size(), 4u);
+  EXPECT_EQ(pairs[1].value, "V Neck");  // replaced where it was
+  EXPECT_EQ(pairs[3].id, "3");          // added at the end
+}
+
 }  // namespace
 }  // namespace tailor
