@@ -180,8 +180,9 @@ std::string svg_confusion(const std::string& attribute, const Confusion& confusi
     }
   auto label = [&](size_t i) { return i < values.size() ? values[i] : std::string("(other)"); };
 
+  // Room on the right for the last column's label, rotated up-right, and for the axis caption.
   const double cell = 34, label_w = 130, top = 96;
-  const double width = label_w + cell * n + 20, height = top + cell * n + 30;
+  const double width = label_w + cell * n + 160, height = top + cell * n + 30;
   std::string s = "<svg class=\"chart\" role=\"img\" aria-label=\"confusion of " + escape_html(attribute) + "\" width=\"" +
                   num(width, "%.0f") + "\" height=\"" + num(height, "%.0f") + "\" viewBox=\"0 0 " + num(width, "%.0f") +
                   " " + num(height, "%.0f") + "\" xmlns=\"http://www.w3.org/2000/svg\" " + kFont + ">\n";
@@ -210,8 +211,7 @@ std::string svg_confusion(const std::string& attribute, const Confusion& confusi
     }
     s += "\n";
   }
-  s += "<text x=\"" + num(label_w + cell * n / 2) + "\" y=\"" + num(height - 8) +
-       "\" text-anchor=\"middle\">columns: " + escape_html(predicted_label) + "; rows: " + escape_html(truth_label) +
+  s += "<text x=\"" + num(label_w) + "\" y=\"" + num(height - 8) + "\">columns: " + escape_html(predicted_label) + "; rows: " + escape_html(truth_label) +
        "</text>\n</svg>\n";
   return s;
 }

@@ -231,6 +231,11 @@ class BrowserPage {
   void press_escape() { press("Escape", "Escape", 27, false); }
   void type_text(const std::string& text) { browser_.call("Input.insertText", {{"text", text}}, session_); }
 
+  // Loads every image now (lazy ones too) and waits until they are decoded or failed.
+  void load_all_images() {
+    eval("Promise.all(Array.from(document.images).map(i => { i.loading = 'eager'; return i.decode().catch(() => null); }))");
+  }
+
   // PNG bytes of one element (its bounding box, scrolled or not), with a margin.
   std::vector<uint8_t> screenshot_element(const std::string& selector, int margin = 8) {
     cdp_json r = eval("(() => { const b = document.querySelector(" + cdp_json(selector).dump() +
@@ -246,6 +251,7 @@ class BrowserPage {
     // Measured at a small height: the page grows to a tall viewport, never shrinks.
     browser_.call("Emulation.setDeviceMetricsOverride",
                   {{"width", width}, {"height", 600}, {"deviceScaleFactor", 1}, {"mobile", false}}, session_);
+    load_all_images();
     int height = eval("Math.ceil(document.documentElement.scrollHeight)").get<int>();
     browser_.call("Emulation.setDeviceMetricsOverride",
                   {{"width", width}, {"height", height}, {"deviceScaleFactor", 1}, {"mobile", false}}, session_);

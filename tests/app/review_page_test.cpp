@@ -50,6 +50,12 @@ TEST_F(ReviewBrowser, QueueThenChangeEditApproveAndReloadShowsItPersisted) {
   EXPECT_EQ(page.text("document.getElementById('title').textContent"), "Blue Oxford Shirt");
   EXPECT_TRUE(page.eval("document.getElementById('photo').naturalWidth === 96").get<bool>()) << "the photo did not load";
 
+  // 2 focuses the second attribute's list; Escape leaves it.
+  page.press("2", "Digit2", 50);
+  EXPECT_EQ(page.text("document.activeElement.id"), "attr:Fit");
+  page.press_escape();
+  EXPECT_EQ(page.text("document.activeElement.tagName"), "BODY");
+
   // Change the fit (the select offers the values of the data), which flags the description.
   page.eval("(() => { const s = document.getElementById('attr:Fit'); s.value = 'Regular Fit';"
             " s.dispatchEvent(new Event('change')); })()");
