@@ -55,6 +55,12 @@ CREATE TABLE IF NOT EXISTS products (
   updated_at TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS products_queue ON products(status, min_confidence, line);
+CREATE TABLE IF NOT EXISTS attribute_values (  -- every value an attribute has had: the page's lists
+  name TEXT NOT NULL,
+  value TEXT NOT NULL,
+  first_seen INTEGER NOT NULL,         -- line * 1000 + position: attributes in the order first seen
+  PRIMARY KEY (name, value)
+);
 CREATE TABLE IF NOT EXISTS history (    -- every change, for audit
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   product_id TEXT NOT NULL,
@@ -190,6 +196,13 @@ ReviewProduct read_product_row(const Statement& s) {
   p.reviewer = s.column_text(15);
   p.updated_at = s.column_text(16);
   return p;
+}
+
+void remember_value(sqlite3* db, const std::string& path, const std::string& name, const std::string& value,
+                    int64_t first_seen) {
+  Statement s(db, path, "INSERT OR IGNORE INTO attribute_values (name, value, first_seen) VALUES (?1, ?2, ?3)");
+  s.text(1, name).text(2, value).integer(3, first_seen);
+  s.step();
 }
 
 // The catalog's product names (styles.csv productDisplayName), id -> name; empty when unknown.
@@ -342,6 +355,8 @@ ImportSummary ReviewStore::import_describe(const std::string& jsonl_path, const 
     s.step();
     if (sqlite3_changes(db_) > 0) sum.added++;
     else sum.already_there++;
+    for (size_t i = 0; i < p.attributes.size(); ++i)
+      remember_value(db_, path_, p.attributes[i].name, p.attributes[i].value, p.line * 1000 + static_cast<int64_t>(i));
   }
   tx.commit();
   return sum;
@@ -427,22 +442,18 @@ std::vector<std::string> ReviewStore::article_types() const {
 }
 
 std::vector<std::string> ReviewStore::attribute_names() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement s(db_, path_, "SELECT name FROM attribute_values GROUP BY name ORDER BY MIN(first_seen)");
   std::vector<std::string> out;
-  for (const auto& p : all_products())
-    for (const auto& a : p.attributes)
-      if (std::find(out.begin(), out.end(), a.name) == out.end()) out.push_back(a.name);
+  while (s.step()) out.push_back(s.column_text(0));
   return out;
 }
 
 std::map<std::string, std::vector<std::string>> ReviewStore::values_seen() const {
-  std::map<std::string, std::set<std::string>> seen;
-  for (const auto& p : all_products())
-    for (const auto& a : p.attributes) {
-      seen[a.name].insert(a.value);
-      seen[a.name].insert(a.predicted);
-    }
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement s(db_, path_, "SELECT name, value FROM attribute_values ORDER BY name, value");
   std::map<std::string, std::vector<std::string>> out;
-  for (const auto& [name, values] : seen) out[name] = std::vector<std::string>(values.begin(), values.end());
+  while (s.step()) out[s.column_text(0)].push_back(s.column_text(1));
   return out;
 }
 
@@ -487,6 +498,7 @@ ReviewProduct ReviewStore::apply(const ReviewChange& change) {
   update.text(1, attributes_json(p.attributes)).text(2, p.article_type).text(3, p.description).text(4, p.status);
   update.integer(5, p.version).text(6, p.reviewer).text(7, p.updated_at).text(8, p.id).integer(9, change.expected_version);
   update.step();
+  for (const auto& [name, value] : change.attributes) remember_value(db_, path_, name, value, p.line * 1000);
   Statement history(db_, path_,
                     "INSERT INTO history (product_id, version, reviewer, action, detail, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
   history.text(1, p.id).integer(2, p.version).text(3, p.reviewer).text(4, change.action);

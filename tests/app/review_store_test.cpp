@@ -36,6 +36,9 @@ TEST(ReviewStore, ImportsDescribeOutputWithNamesPhotosAndConfidence) {
   EXPECT_FALSE(p->attributes[3].confidence);  // articleType has none
   EXPECT_EQ(store.product("102")->name, test::kScriptName);
   EXPECT_FALSE(store.product("104")->min_confidence);
+  EXPECT_EQ(store.attribute_names(), (std::vector<std::string>{"Sleeve Length", "Fit", "baseColour", "articleType"}));
+  EXPECT_EQ(store.values_seen()["Fit"], (std::vector<std::string>{"Regular Fit", "Slim Fit"}));
+  EXPECT_EQ(store.article_types(), (std::vector<std::string>{"Shirts", "Tshirts"}));
 
   // Again (e.g. after more describe output): nothing added twice, decisions kept.
   store.apply({"101", 1, "ann", {}, std::nullopt, "approved", "approve"});
