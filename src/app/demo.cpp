@@ -8,6 +8,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "app/charts.h"
 #include "catalog/dataset.h"
 #include "infer/load.h"
 #include "model/presets.h"
@@ -103,6 +104,7 @@ std::string write_report(const DemoContext& c, const DemoModelState& st) {
   h += "<tr><th>all</th><th>" + std::to_string(st.eval.n) + "</th><th>" + fmt("%.3f", st.eval.accuracy) +
        "</th><th></th><th></th></tr>\n</table>\n";
 
+  h += "<h2>Charts</h2>\n" + eval_charts_html(join_path(st.train_dir, "train_log.jsonl"), st.eval);
   h += "<h2>Time per stage</h2>\n<table><tr><th>stage</th><th>seconds</th></tr>\n";
   double total = 0;
   for (const auto& [name, s] : c.step_seconds) {

@@ -1,5 +1,6 @@
 #include "catalog/dataset.h"
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
@@ -61,6 +62,20 @@ std::vector<VqaPair> read_pairs(const std::string& jsonl_path) {
     out.push_back(std::move(p));
   }
   return out;
+}
+
+void merge_pairs(std::vector<VqaPair>& pairs, const std::vector<VqaPair>& extra) {
+  std::map<std::pair<std::string, std::string>, size_t> where;  // (id, attribute) -> index in pairs
+  for (size_t i = 0; i < pairs.size(); ++i) where[{pairs[i].id, pairs[i].attribute}] = i;
+  for (const auto& p : extra) {
+    auto it = where.find({p.id, p.attribute});
+    if (it != where.end()) {
+      pairs[it->second] = p;
+    } else {
+      where[{p.id, p.attribute}] = pairs.size();
+      pairs.push_back(p);
+    }
+  }
 }
 
 }  // namespace tailor

@@ -20,6 +20,11 @@ struct VqaPair {
 // Errors name the file, the line number and the field.
 std::vector<VqaPair> read_pairs(const std::string& jsonl_path);
 
+// Adds `extra` pairs (e.g. `tailor review`'s corrections) to `pairs`: a pair for a product and
+// attribute already in `pairs` replaces that one (a reviewer's value wins over the catalog's); the
+// rest are appended in their order.
+void merge_pairs(std::vector<VqaPair>& pairs, const std::vector<VqaPair>& extra);
+
 // The JSON line prepare writes for a pair (fields in the order above).
 std::string pair_to_json_line(const VqaPair& p);
 

@@ -10,6 +10,9 @@ void add_train(CLI::App& app) {
   cmd->add_option("--model", o->model_dir, "Model directory (HF layout)")->required();
   cmd->add_option("--data", o->data_dir, "Directory written by `tailor prepare`")->required();
   cmd->add_option("--out", o->out_dir, "Output directory (model/, adapter/, checkpoint/, train_log.jsonl)")->required();
+  cmd->add_option("--extra-pairs", o->extra_pairs,
+                  "More training pairs in prepare's format (e.g. `tailor review --export`'s corrections.jsonl); "
+                  "one for a product and attribute already in --data replaces it");
   cmd->add_flag("--full", o->full, "Train every parameter (from-scratch models)");
   cmd->add_option("--freeze", o->freeze, "With --full: parts to keep frozen (vision,qformer,projection,language)")->delimiter(',');
   cmd->add_option("--lora-r", o->lora.r)->capture_default_str();

@@ -14,5 +14,6 @@ void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_serve(CLI::App& app);
 void add_describe(CLI::App& app);
+void add_review(CLI::App& app);
 
 }  // namespace tailor::cli

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   tailor::cli::add_eval(app);
   tailor::cli::add_serve(app);
   tailor::cli::add_describe(app);
+  tailor::cli::add_review(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -86,6 +86,10 @@ TrainData load_train_data(const TrainOptions& o) {
   if (!file_exists(d.train_path)) throw Error(d.train_path + " not found: run `tailor prepare` first");
   d.text = read_file(d.train_path);
   d.pairs = read_pairs(d.train_path);
+  for (const auto& extra : o.extra_pairs) {  // e.g. reviewers' corrections; their text guards --resume too
+    d.text += read_file(extra);
+    merge_pairs(d.pairs, read_pairs(extra));
+  }
   if (d.pairs.empty()) throw Error("no training pairs in " + d.train_path + " (the file is empty)");
   d.val = file_exists(val_path) ? read_pairs(val_path) : std::vector<VqaPair>{};
   if (!o.attributes.empty()) {

@@ -14,6 +14,7 @@ namespace tailor {
 
 struct TrainOptions {
   std::string model_dir, data_dir, out_dir;
+  std::vector<std::string> extra_pairs;  // more pair files (`tailor review`'s corrections.jsonl), merged into train.jsonl's
   bool full = false;                  // train every parameter (from-scratch models)
   // The choices (freeze, optimizer, cache) are text, as the command line gives them; train_model
   // parses them once into ModelPart, OptimizerKind (train/trainable.h) and CacheMode (feature_cache.h).

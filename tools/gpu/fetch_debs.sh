@@ -9,5 +9,6 @@ mkdir -p .gpu/debs .gpu/spm
   libssl3 libprotobuf-dev libprotobuf32 libcpp-httplib-dev libcpp-httplib0.11 libbrotli-dev libbrotli1 pkgconf \
   libpkgconf3 pkgconf-bin libnghttp2-14 librtmp1 libssh2-1 libpsl5 libidn2-0 libunistring2 libldap-2.5-0 \
   libsasl2-2 libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0 libkeyutils1 libzstd1 libgnutls30 \
-  libhogweed6 libnettle8 libgmp10 libp11-kit0 libtasn1-6 libffi8 libsasl2-modules-db libdb5.3 libcom-err2 wrk libluajit-5.1-2 libluajit-5.1-common curl)
+  libhogweed6 libnettle8 libgmp10 libp11-kit0 libtasn1-6 libffi8 libsasl2-modules-db libdb5.3 libcom-err2 wrk libluajit-5.1-2 libluajit-5.1-common curl \
+  libsqlite3-dev libsqlite3-0)
 cp -r .deps/sentencepiece/. .gpu/spm/

@@ -23,15 +23,22 @@ if [ "$STAGE" = choice ]; then
   exit 0
 fi
 if [ "$STAGE" = choice_xl ]; then
-  # After STAGE=choice on the same (warm) machine: what choice answers cost against greedy ones, one
-  # photo's attributes per model call (--batch-size 8), on the tiny model and the xl shape.
+  # What choice answers cost against greedy ones, one photo's attributes per model call
+  # (--batch-size 8), on the tiny model trained on the real catalog (TINY: STAGE=choice's, or one
+  # carried in .gpu/realmodel) and on the xl shape with its values; greedy answers of the random xl
+  # model never stop early, so they are held to 8 new tokens, about a real answer's length.
   T=/tmp/tailor-build/tailor
-  for m in /tmp/real-run/model /tmp/xl; do
-    if [ "$m" = /tmp/xl ]; then XL_MODEL_ONLY=1 python3 tools/gpu/xl_reference.py > /dev/null || exit 1; cp /tmp/real-run/model/tailor_task.json /tmp/xl/; fi
+  TINY=${TINY:-/tmp/real-run/model}
+  XL_MODEL_ONLY=1 python3 tools/gpu/xl_reference.py > /dev/null || exit 1
+  cp "$TINY/tailor_task.json" /tmp/xl/
+  for m in "$TINY" /tmp/xl; do
     echo "== $m"
-    $T eval --model $m --data .gpu/real/dataset --device cuda --answer both --batch-size 8 --report /tmp/speed.json 2>&1 \
+    $T eval --model $m --data ${REAL_DATA:-.gpu/real/dataset} --device cuda --answer both --batch-size 8 --max-new-tokens 8 --report /tmp/speed.json 2>&1 \
       | tr '\r' '\n' | grep -E "answered|^all|==" | tee -a "$OUT/choice_speed.txt"
   done
+  # The trainer's own step, timed by the GPU benchmark (issue 14): eager and captured.
+  $BENCH train /tmp/xl 32 5 nocache eager | tee "$OUT/bench_train.jsonl"
+  $BENCH train /tmp/xl 32,128 5 nocache graph | tee -a "$OUT/bench_train.jsonl"
   exit 0
 fi
 if [ "$STAGE" = serve ]; then
