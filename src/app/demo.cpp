@@ -86,7 +86,7 @@ std::string write_report(const DemoContext& c, const DemoModelState& st) {
   h += "<h1>tailor demo</h1>\n<p>A synthetic catalog of " + std::to_string(c.synth.products.size()) +
        " products, prepared into " + std::to_string(c.prepare.pairs_train) + " training and " +
        std::to_string(c.prepare.pairs_val) + " validation question/answer pairs; a BLIP-2 model (preset <code>" +
-       html_escape(o.preset) + "</code>, " + std::to_string(st.parameters) + " parameters) trained from scratch: " +
+       escape_html(o.preset) + "</code>, " + std::to_string(st.parameters) + " parameters) trained from scratch: " +
        (o.pretrain_epochs > 0 ? std::to_string(o.pretrain_epochs) +
                                     " epochs of image-side pre-training with attribute heads (learning rate " +
                                     fmt("%g", o.pretrain_lr) + "), then the image side frozen and "
@@ -98,9 +98,9 @@ std::string write_report(const DemoContext& c, const DemoModelState& st) {
   h += "<h2>Validation accuracy</h2>\n<table><tr><th>attribute</th><th>pairs</th><th>accuracy</th>"
        "<th>majority baseline</th><th>majority value</th></tr>\n";
   for (const auto& a : st.eval.attributes)
-    h += "<tr><td>" + html_escape(a.attribute) + "</td><td>" + std::to_string(a.n) + "</td><td>" +
+    h += "<tr><td>" + escape_html(a.attribute) + "</td><td>" + std::to_string(a.n) + "</td><td>" +
          fmt("%.3f", a.accuracy) + "</td><td>" + fmt("%.3f", a.majority_accuracy) + "</td><td>" +
-         html_escape(a.majority_value) + "</td></tr>\n";
+         escape_html(a.majority_value) + "</td></tr>\n";
   h += "<tr><th>all</th><th>" + std::to_string(st.eval.n) + "</th><th>" + fmt("%.3f", st.eval.accuracy) +
        "</th><th></th><th></th></tr>\n</table>\n";
 
@@ -108,23 +108,23 @@ std::string write_report(const DemoContext& c, const DemoModelState& st) {
   h += "<h2>Time per stage</h2>\n<table><tr><th>stage</th><th>seconds</th></tr>\n";
   double total = 0;
   for (const auto& [name, s] : c.step_seconds) {
-    h += "<tr><td>" + html_escape(name) + "</td><td>" + fmt("%.1f", s) + "</td></tr>\n";
+    h += "<tr><td>" + escape_html(name) + "</td><td>" + fmt("%.1f", s) + "</td></tr>\n";
     total += s;
   }
   h += "<tr><th>before the report</th><th>" + fmt("%.1f", total) + "</th></tr>\n</table>\n";
 
   h += "<h2>Products</h2>\n";
   for (const auto& e : st.examples) {
-    h += "<div class=\"product\" id=\"p" + html_escape(e.id) + "\">\n<img src=\"" +
-         html_escape(link_from(o.out_dir, e.image)) + "\" alt=\"product " + html_escape(e.id) + "\">\n<div>\n";
-    h += "<h3>" + html_escape(e.id) + " (" + html_escape(e.article_type) + ")</h3>\n";
+    h += "<div class=\"product\" id=\"p" + escape_html(e.id) + "\">\n<img src=\"" +
+         escape_html(link_from(o.out_dir, e.image)) + "\" alt=\"product " + escape_html(e.id) + "\">\n<div>\n";
+    h += "<h3>" + escape_html(e.id) + " (" + escape_html(e.article_type) + ")</h3>\n";
     h += "<table><tr><th>question</th><th>predicted</th><th>true</th><th></th></tr>\n";
     for (const auto& a : e.answers) {
       bool ok = a.predicted == a.truth;
-      h += "<tr><td>" + html_escape(a.question) + "</td><td>" + html_escape(a.predicted) + "</td><td>" +
-           html_escape(a.truth) + "</td><td class=\"" + (ok ? "ok\">&#10003;" : "bad\">&#10007;") + "</td></tr>\n";
+      h += "<tr><td>" + escape_html(a.question) + "</td><td>" + escape_html(a.predicted) + "</td><td>" +
+           escape_html(a.truth) + "</td><td class=\"" + (ok ? "ok\">&#10003;" : "bad\">&#10007;") + "</td></tr>\n";
     }
-    h += "</table>\n<p class=\"desc\">" + html_escape(e.description) + "</p>\n</div>\n</div>\n";
+    h += "</table>\n<p class=\"desc\">" + escape_html(e.description) + "</p>\n</div>\n</div>\n";
   }
   h += "</body></html>\n";
   return h;
@@ -196,21 +196,6 @@ void describe_examples(DemoContext& c, DemoModelState& st) {
 
 }  // namespace
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char ch : s) {
-    switch (ch) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += ch;
-    }
-  }
-  return out;
-}
 
 std::vector<DemoStep> demo_model_steps(const DemoOptions& opt) {
   auto st = std::make_shared<DemoModelState>();

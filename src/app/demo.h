@@ -73,7 +73,4 @@ void run_demo(DemoContext& ctx, const std::vector<DemoStep>& steps);
 // `tailor demo`: checks the options (before anything runs), then every step of both halves.
 void run_whole_demo(const DemoOptions& opt);
 
-// Text made safe for the report's HTML.
-std::string html_escape(const std::string& s);
-
 }  // namespace tailor

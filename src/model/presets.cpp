@@ -17,7 +17,6 @@ namespace tailor {
 std::vector<std::string> preset_names() { return {"tiny", "small", "blip2-flan-t5-xl"}; }
 
 int preset_tokenizer_pieces(const std::string& name) { return name == "tiny" ? 600 : 2000; }
-int preset_image_size(const std::string& name) { return name == "tiny" ? 64 : 224; }
 
 Blip2Config preset_config(const std::string& name, int64_t tok_vocab) {
   Blip2Config c;

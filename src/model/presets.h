@@ -15,7 +15,6 @@ std::vector<std::string> preset_names();
 // token goes right after them. Throws Error for an unknown name.
 Blip2Config preset_config(const std::string& name, int64_t tokenizer_vocab);
 int preset_tokenizer_pieces(const std::string& name);
-int preset_image_size(const std::string& name);
 
 // Sentences the presets' SentencePiece model is trained on: the question templates, catalog
 // attribute values and general product-description English.

@@ -10,6 +10,7 @@
 #include "infer/choice.h"
 #include "model/model_dir.h"
 #include "model/weights.h"
+#include "parity_fixture.h"
 #include "test_util.h"
 
 using namespace tailor;
@@ -17,22 +18,8 @@ using torch::Tensor;
 
 namespace {
 
-struct Fixture {
-  Blip2Bundle b;
-  std::map<std::string, Tensor> ref;
-};
-
-Fixture& fixture() {
-  static Fixture* f = nullptr;
-  if (!f) {
-    f = new Fixture();
-    std::string dir = test::repo_root() + "/tests/fixtures/parity_tiny";
-    f->b = load_model_dir(dir, torch::kCPU, torch::kFloat);
-    Checkpoint ck = Checkpoint::open(dir + "/reference.safetensors");
-    for (const auto& n : ck.names()) f->ref[n] = tensor_from_view(ck.get(n));
-  }
-  return *f;
-}
+using Fixture = test::ParityFixture;
+Fixture& fixture() { return test::parity_fixture(); }
 
 // Teacher forcing for one candidate: log_softmax of the model's logits at each answer token, summed.
 double by_hand(Fixture& f, int64_t row, const std::string& answer) {

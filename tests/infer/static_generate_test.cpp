@@ -11,6 +11,7 @@
 #include "infer/static_generate.h"
 #include "model/model_dir.h"
 #include "model/weights.h"
+#include "parity_fixture.h"
 #include "test_util.h"
 #include "util/error.h"
 
@@ -19,23 +20,8 @@ using torch::Tensor;
 
 namespace {
 
-struct Fixture {
-  Blip2Bundle b;
-  std::map<std::string, Tensor> ref;
-};
-
-Fixture& fixture() {
-  static Fixture* f = nullptr;
-  if (!f) {
-    f = new Fixture();
-    std::string dir = test::repo_root() + "/tests/fixtures/parity_tiny";
-    f->b = load_model_dir(dir, torch::kCPU, torch::kFloat);
-    f->b.model->eval();
-    Checkpoint ck = Checkpoint::open(dir + "/reference.safetensors");
-    for (const auto& n : ck.names()) f->ref[n] = tensor_from_view(ck.get(n));
-  }
-  return *f;
-}
+using Fixture = test::ParityFixture;
+Fixture& fixture() { return test::parity_fixture(); }
 
 // generate_tokens() on the same inputs: image side per row, encoder, eager greedy.
 Tensor eager_ids(Fixture& f, const Tensor& pixels, const std::vector<int64_t>& row_image, const Tensor& ids,

@@ -49,6 +49,15 @@ static std::vector<std::string> first_ids(const std::string& type, size_t n) {
   return ids;
 }
 
+// The photo p<N>.jpg as an image N pixels wide (the test answerers read the width), not decoded.
+static ImageRGB width_image(const std::string& path) {
+  ImageRGB img;
+  img.width = path[path.size() - 5] - '0';
+  img.height = 1;
+  img.pixels.assign(img.width * 3, 0);
+  return img;
+}
+
 static DescribeOptions quiet_options(const std::string& out) {
   DescribeOptions o;
   o.output_jsonl = out;
@@ -181,13 +190,7 @@ TEST(Describe, ModelPathAsksEveryAttributeInBatches) {
   TestAnswerer model;
   DescribeOptions o = quiet_options(join_path(d, "out.jsonl"));
   o.batch_size = 2;
-  o.load_image = [](const std::string& path) {
-    ImageRGB img;
-    img.width = path[path.size() - 5] - '0';  // p<N>.jpg -> N
-    img.height = 1;
-    img.pixels.assign(img.width * 3, 0);
-    return img;
-  };
+  o.load_image = width_image;
   auto w = make_writer(WriterConfig{});
   DescribeSummary s = describe_products(ps, *w, &model, o);
   EXPECT_TRUE(model.problems.empty()) << model.problems[0];
@@ -253,13 +256,7 @@ static std::map<std::string, nlohmann::json> describe_with_choice(DescribeOption
     paths.push_back(join_path(dir, "p" + std::to_string(i) + ".jpg"));
     write_file_atomic(paths.back(), std::string("not decoded by this test"));
   }
-  o.load_image = [](const std::string& path) {
-    ImageRGB img;
-    img.width = path[path.size() - 5] - '0';  // p<N>.jpg -> N
-    img.height = 1;
-    img.pixels.assign(img.width * 3, 0);
-    return img;
-  };
+  o.load_image = width_image;
   ChoiceAnswerer model;
   auto w = make_writer(WriterConfig{});
   EXPECT_EQ(describe_products(products_from_images(paths), *w, &model, o).done, 5);
