@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include "test_util.h"
@@ -37,7 +38,11 @@ TEST(Crash, FatalSignalPrintsStackAndKeepsTheSignal) {
     ::_exit(127);
   }
   ASSERT_GT(pid, 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Wait until synth has made its output directory (so main has long installed the handler), not a
+  // fixed time: on a loaded machine the program may not have started yet after a second or two.
+  for (int i = 0; i < 600 && !std::filesystem::exists(out); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(std::filesystem::exists(out)) << "tailor synth did not start within 60 s\n" << read_file(err);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   ::kill(pid, SIGSEGV);
   int st = 0;
   ::waitpid(pid, &st, 0);
