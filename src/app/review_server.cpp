@@ -17,6 +17,7 @@
 #include "app/review_page.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/signals.h"
 
 namespace tailor {
 
@@ -502,12 +503,8 @@ void run_review(const ReviewOptions& options) {
         std::to_string(s.corrections) + " corrected attributes to " + options.export_dir);
     return;
   }
-  // SIGTERM/SIGINT are taken by sigtimedwait below; blocked before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGTERM/SIGINT are taken by sigwaitinfo below; blocked before any thread starts.
+  sigset_t signals = block_stop_signals();
   ReviewServer server(store, options);
   int port = server.start();
   log("tailor review: listening on http://" + options.host + ":" + std::to_string(port) +

@@ -8,6 +8,7 @@
 
 #include "infer/load.h"
 #include "util/error.h"
+#include "util/signals.h"
 #include "util/torch_threads.h"
 
 namespace tailor {
@@ -67,13 +68,8 @@ void run_serve_process(const ServeProcessOptions& po) {
   load.dtype = po.dtype;
   AnswererFactory factory = [model_dir, load] { return load_answerer(model_dir, load); };
 
-  // SIGTERM/SIGINT are taken by sigtimedwait; block them before any thread starts so no other
-  // thread gets them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGTERM/SIGINT are taken by sigtimedwait below; blocked before any thread starts.
+  sigset_t signals = block_stop_signals();
 
   Server server(o, factory);
   int port = server.start();
