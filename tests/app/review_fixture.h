@@ -16,6 +16,7 @@
 
 #include "app/review_server.h"
 #include "catalog/images.h"
+#include "serve/test_images.h"
 #include "test_util.h"
 #include "util/fs.h"
 
@@ -27,18 +28,6 @@ struct ReviewFiles {
   std::string dir, catalog, describe, db;
 };
 
-inline ImageRGB filled(int w, int h, uint8_t r, uint8_t g, uint8_t b) {
-  ImageRGB img;
-  img.width = w;
-  img.height = h;
-  img.pixels.resize(static_cast<size_t>(w) * h * 3);
-  for (size_t i = 0; i < img.pixels.size(); i += 3) {
-    img.pixels[i] = r;
-    img.pixels[i + 1] = g;
-    img.pixels[i + 2] = b;
-  }
-  return img;
-}
 
 // Queue order by lowest confidence: 102 (0.30), 101 (0.55), 103 (0.72), then 104, 105 (no confidence).
 inline ReviewFiles make_review_files(const std::string& name) {
@@ -55,7 +44,7 @@ inline ReviewFiles make_review_files(const std::string& name) {
   write_file_atomic(join_path(f.catalog, "styles.csv"), csv);
   const uint8_t colours[4][3] = {{40, 70, 200}, {200, 30, 30}, {30, 160, 60}, {20, 20, 20}};
   for (int i = 0; i < 4; ++i) {  // 105 has no photo
-    auto jpeg = encode_jpeg(filled(96, 96, colours[i][0], colours[i][1], colours[i][2]));
+    auto jpeg = encode_jpeg(solid_image(96, 96, colours[i][0], colours[i][1], colours[i][2]));
     write_file_atomic(join_path(join_path(f.catalog, "images"), std::to_string(101 + i) + ".jpg"), jpeg.data(), jpeg.size());
   }
   std::string lines;
