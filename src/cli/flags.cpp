@@ -14,6 +14,10 @@ void add_writer_flags(CLI::App* cmd, WriterConfig& w, const std::string& kinds) 
   cmd->add_option("--writer", w.kind, "Description writer: " + kinds)->capture_default_str();
   cmd->add_option("--writer-model", w.model, "LLM model id (bedrock default " + std::string(kDefaultBedrockModel) +
                                                  ", openai default " + kDefaultOpenAIModel + ")");
+  cmd->add_option("--bedrock-api", w.bedrock_api,
+                  "converse (Bedrock's Converse API: any chat model) or invoke (InvokeModel with Anthropic's body)")
+      ->check(CLI::IsMember({"converse", "invoke"}))
+      ->capture_default_str();
   cmd->add_option("--region", w.region, "AWS region for bedrock (else AWS_REGION, AWS_DEFAULT_REGION)");
   cmd->add_option("--endpoint-url", w.endpoint_url,
                   "Bedrock endpoint (else AWS_ENDPOINT_URL_BEDROCK_RUNTIME, AWS_ENDPOINT_URL)");

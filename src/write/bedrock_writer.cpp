@@ -1,5 +1,7 @@
-// Claude on Amazon Bedrock: POST {endpoint}/model/{modelId}/invoke with the Anthropic messages body,
-// signed with SigV4 (service "bedrock") or sent with a Bedrock API key as a bearer token.
+// Amazon Bedrock: the Converse API (POST {endpoint}/model/{modelId}/converse: one request shape for
+// every chat model on Bedrock — Claude, Llama, Mistral, Nova, ...) or InvokeModel with Anthropic's
+// messages body (POST .../invoke), signed with SigV4 (service "bedrock") or sent with a Bedrock API
+// key as a bearer token.
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -22,7 +24,10 @@ class BedrockWriter : public Writer {
     endpoint_ = resolve_bedrock_endpoint(config.endpoint_url, region_);
     // The model id is one path segment: ':' (and '/' of an ARN) are percent-encoded in the URL,
     // as the AWS SDKs do; SigV4 then encodes that path once more for the canonical request.
-    url_ = endpoint_ + "/model/" + uri_encode(model_, false) + "/invoke";
+    if (config.bedrock_api != "converse" && config.bedrock_api != "invoke")
+      throw Error("--bedrock-api \"" + config.bedrock_api + "\": use converse or invoke");
+    converse_ = config.bedrock_api == "converse";
+    url_ = endpoint_ + "/model/" + uri_encode(model_, false) + (converse_ ? "/converse" : "/invoke");
     parsed_ = parse_url(url_);
     auth_source_ = bearer_.empty() ? creds_.source : "the Bedrock API key in AWS_BEARER_TOKEN_BEDROCK";
   }
@@ -31,11 +36,7 @@ class BedrockWriter : public Writer {
   std::string model() const override { return model_; }
 
   std::string write(const ProductAttributes& attributes) const override {
-    nlohmann::json body = {{"anthropic_version", "bedrock-2023-05-31"},
-                           {"system", config_.system_prompt},
-                           {"messages", {{{"role", "user"}, {"content", user_prompt(config_, attributes)}}}},
-                           {"max_tokens", config_.max_tokens},
-                           {"temperature", config_.temperature}};
+    nlohmann::json body = converse_ ? converse_body(attributes) : invoke_body(attributes);
     HttpRequest req;
     req.method = "POST";
     req.url = url_;
@@ -62,16 +63,40 @@ class BedrockWriter : public Writer {
     if (j.is_discarded())
       throw Error(redact("Bedrock answered HTTP " + std::to_string(r.status) + " with a body that is not JSON: " +
                              error_body_message(r.body), secrets()));
-    if (!j.is_object() || !j.contains("content") || !j["content"].is_array() || j["content"].empty() ||
-        !j["content"][0].is_object() || !j["content"][0].contains("text") || !j["content"][0]["text"].is_string())
-      throw Error(redact("Bedrock's answer has no content[0].text (model \"" + model_ + "\"): " +
+    // Converse: output.message.content[0].text; InvokeModel (Anthropic): content[0].text.
+    const char* where = converse_ ? "output.message.content[0].text" : "content[0].text";
+    const nlohmann::json* content = &j;
+    if (converse_)
+      content = j.is_object() && j.contains("output") && j["output"].is_object() && j["output"].contains("message") &&
+                        j["output"]["message"].is_object()
+                    ? &j["output"]["message"]
+                    : nullptr;
+    if (!content || !content->is_object() || !content->contains("content") || !(*content)["content"].is_array() ||
+        (*content)["content"].empty() || !(*content)["content"][0].is_object() ||
+        !(*content)["content"][0].contains("text") || !(*content)["content"][0]["text"].is_string())
+      throw Error(redact("Bedrock's answer has no " + std::string(where) + " (model \"" + model_ + "\"): " +
                              error_body_message(r.body), secrets()));
-    std::string text = j["content"][0]["text"].get<std::string>();
+    std::string text = (*content)["content"][0]["text"].get<std::string>();
     if (text.empty()) throw Error("Bedrock returned an empty description (model \"" + model_ + "\")");
     return text;
   }
 
  private:
+  // The original system's request: Anthropic's messages body for InvokeModel.
+  nlohmann::json invoke_body(const ProductAttributes& attributes) const {
+    return {{"anthropic_version", "bedrock-2023-05-31"},
+            {"system", config_.system_prompt},
+            {"messages", {{{"role", "user"}, {"content", user_prompt(config_, attributes)}}}},
+            {"max_tokens", config_.max_tokens},
+            {"temperature", config_.temperature}};
+  }
+  // The same prompt and parameters in the Converse API's shape.
+  nlohmann::json converse_body(const ProductAttributes& attributes) const {
+    return {{"system", {{{"text", config_.system_prompt}}}},
+            {"messages", {{{"role", "user"}, {"content", {{{"text", user_prompt(config_, attributes)}}}}}}},
+            {"inferenceConfig", {{"maxTokens", config_.max_tokens}, {"temperature", config_.temperature}}}};
+  }
+
   std::vector<std::string> secrets() const {
     return known_secrets({creds_.secret_access_key, creds_.session_token, creds_.access_key_id, bearer_});
   }
@@ -107,6 +132,7 @@ class BedrockWriter : public Writer {
 
   WriterConfig config_;
   std::string model_, bearer_, region_, endpoint_, url_, auth_source_;
+  bool converse_ = true;
   AwsCredentials creds_;
   ParsedUrl parsed_;
 };

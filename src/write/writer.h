@@ -31,6 +31,7 @@ struct WriterConfig {
   int max_tokens = 400;
   double temperature = 0.1;
   // bedrock
+  std::string bedrock_api = "converse";  // converse (every chat model on Bedrock) or invoke (Anthropic's body)
   std::string region;        // "" = AWS_REGION, ...
   std::string endpoint_url;  // "" = AWS_ENDPOINT_URL_BEDROCK_RUNTIME, AWS_ENDPOINT_URL, the regional one
   // openai

@@ -78,9 +78,11 @@ static std::string check_bedrock_request(const httplib::Request& req, bool with_
 struct BedrockFixture : ::testing::Test {
   std::vector<std::string> log;
   std::mutex log_mu;
+  // InvokeModel with Anthropic's body, as the original system calls Bedrock (Converse: its own tests).
   WriterConfig config(const mock::Server& s) {
     WriterConfig c;
     c.kind = "bedrock";
+    c.bedrock_api = "invoke";
     c.region = "us-west-2";
     c.endpoint_url = s.url();
     c.http.max_attempts = 3;
@@ -258,6 +260,7 @@ TEST_F(BedrockFixture, EndpointFromEnvironmentAndConfigurablePromptModelTokens) 
   setenv("AWS_REGION", "eu-central-1", 1);
   WriterConfig c;
   c.kind = "bedrock";
+  c.bedrock_api = "invoke";
   c.model = "anthropic.claude-3-haiku-20240307-v1:0";
   c.system_prompt = "Be brief.";
   c.user_template = "Facts: {attributes}.";
@@ -317,4 +320,65 @@ TEST_F(BedrockFixture, DnsFailureMessageNamesTheRegion) {
   c.kind = "bedrock";
   c.region = "not a region";
   EXPECT_THROW(make_writer(c), Error);
+}
+
+// The Converse API (the default): the same prompt and parameters in its request shape, any model id,
+// the same signature, and its answer shape read back.
+static std::string converse_ok(const std::string& text) {
+  return nlohmann::json{{"output", {{"message", {{"role", "assistant"}, {"content", {{{"text", text}}}}}}}},
+                        {"stopReason", "end_turn"},
+                        {"usage", {{"inputTokens", 120}, {"outputTokens", 30}, {"totalTokens", 150}}}}
+      .dump();
+}
+
+TEST_F(BedrockFixture, ConverseIsTheDefaultForAnyModelSignedAndShapedAsAwsSpecifies) {
+  mock::Server s;
+  s.script = {{200, converse_ok("A light cotton shirt.")}};
+  s.check = [](const httplib::Request& r) -> std::string {
+    if (r.target != "/model/meta.llama3-70b-instruct-v1%3A0/converse") return "path " + r.target;
+    std::string why = mock::verify_sigv4(r, kKeyId, kSecret, "us-west-2", "bedrock");
+    if (!why.empty()) return why;
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    if (j.is_discarded()) return "body is not JSON";
+    if (j.contains("anthropic_version") || j.contains("max_tokens")) return "Anthropic fields in a Converse body: " + r.body;
+    if (j["system"] != nlohmann::json::array({{{"text", kDefaultSystemPrompt}}})) return "system " + j["system"].dump();
+    if (j["inferenceConfig"]["maxTokens"] != 400 || std::abs(j["inferenceConfig"]["temperature"].get<double>() - 0.1) > 1e-9)
+      return "inferenceConfig " + j["inferenceConfig"].dump();
+    const auto& m = j["messages"];
+    if (!m.is_array() || m.size() != 1 || m[0]["role"] != "user" || !m[0]["content"].is_array() || m[0]["content"].size() != 1)
+      return "messages " + m.dump();
+    std::string want =
+        "Here are the facts you need to create the product descriptions: <product_attributes>Fabric: Cotton, Fit: "
+        "Slim Fit, Collar: Button Down, baseColour: Blue</product_attributes>";
+    if (m[0]["content"][0]["text"] != want) return "user prompt " + m[0].dump();
+    return "";
+  };
+  WriterConfig c = config(s);
+  c.bedrock_api = WriterConfig{}.bedrock_api;  // the default
+  c.model = "meta.llama3-70b-instruct-v1:0";
+  EXPECT_EQ(make_writer(c)->write(shirt()), "A light cotton shirt.");
+  EXPECT_EQ(s.count(), 1u);
+  EXPECT_TRUE(s.problems.empty()) << s.problems[0];
+}
+
+TEST_F(BedrockFixture, ConverseAnswersWithoutTextAndUnknownApisAreErrors) {
+  mock::Server s;
+  s.script = {{200, R"({"content":[{"text":"an InvokeModel answer"}]})"}};
+  WriterConfig c = config(s);
+  c.bedrock_api = "converse";
+  std::string e = error_of(*make_writer(c));
+  EXPECT_NE(e.find("output.message.content[0].text"), std::string::npos) << e;
+  mock::Server s2;
+  s2.script = {{200, R"({"output":{"message":{"content":[{"toolUse":{}}]}}})"}};
+  c = config(s2);
+  c.bedrock_api = "converse";
+  e = error_of(*make_writer(c));
+  EXPECT_NE(e.find("output.message.content[0].text"), std::string::npos) << e;
+  c.bedrock_api = "chat";
+  try {
+    make_writer(c);
+    ADD_FAILURE() << "an unknown --bedrock-api was accepted";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("converse or invoke"), std::string::npos) << err.what();
+  }
 }

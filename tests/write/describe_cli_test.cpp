@@ -179,7 +179,8 @@ TEST(DescribeCli, NoSecretInAnyOutputOfBedrockRuns) {
   ok.check = [](const httplib::Request& r) {
     return mock::verify_sigv4(r, kSecrets[0], kSecrets[1], "us-east-1", "bedrock");
   };
-  DescribeRun r = run_describe("bedrock-ok", "--writer bedrock --endpoint-url " + ok.url());
+  // InvokeModel's answer shape (the Converse default has its own tests in bedrock_writer_test.cpp).
+  DescribeRun r = run_describe("bedrock-ok", "--writer bedrock --bedrock-api invoke --endpoint-url " + ok.url());
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.files.find("Signed and fine."), std::string::npos);
   EXPECT_TRUE(ok.problems.empty()) << ok.problems[0];
