@@ -89,7 +89,10 @@ std::string bedrock_bearer_token() { return env("AWS_BEARER_TOKEN_BEDROCK"); }
 static void check_region(const std::string& region, const std::string& from) {
   bool ok = !region.empty() && region.size() < 64;
   for (char c : region) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
-  if (!ok) throw Error("region \"" + region + "\" from " + from + " is not an AWS region name (like us-east-1)");
+  // The value is shown only when it is short: a run-together config line can carry a secret key.
+  if (!ok)
+    throw Error((region.size() <= 24 ? "region \"" + region + "\"" : "the region (" + std::to_string(region.size()) + " characters, not shown)") +
+                " from " + from + " is not an AWS region name (like us-east-1)");
 }
 
 std::string resolve_aws_region(const std::string& flag_region) {

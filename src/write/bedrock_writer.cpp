@@ -62,7 +62,7 @@ class BedrockWriter : public Writer {
     auto j = nlohmann::json::parse(r.body, nullptr, false);
     if (j.is_discarded())
       throw Error(redact("Bedrock answered HTTP " + std::to_string(r.status) + " with a body that is not JSON: " +
-                             error_body_message(r.body), secrets()));
+                             error_body_message(r.body, secrets()), secrets()));
     // Converse: output.message.content[0].text; InvokeModel (Anthropic): content[0].text.
     const char* where = converse_ ? "output.message.content[0].text" : "content[0].text";
     const nlohmann::json* content = &j;
@@ -75,7 +75,7 @@ class BedrockWriter : public Writer {
         (*content)["content"].empty() || !(*content)["content"][0].is_object() ||
         !(*content)["content"][0].contains("text") || !(*content)["content"][0]["text"].is_string())
       throw Error(redact("Bedrock's answer has no " + std::string(where) + " (model \"" + model_ + "\"): " +
-                             error_body_message(r.body), secrets()));
+                             error_body_message(r.body, secrets()), secrets()));
     std::string text = (*content)["content"][0]["text"].get<std::string>();
     if (text.empty()) throw Error("Bedrock returned an empty description (model \"" + model_ + "\")");
     return text;
@@ -110,7 +110,7 @@ class BedrockWriter : public Writer {
       return t;
     }
     std::string code = http_error_code(r);
-    std::string msg = error_body_message(r.body);
+    std::string msg = error_body_message(r.body, secrets());
     std::string detail = "(HTTP " + std::to_string(r.status) + (code.empty() ? "" : " " + code) + ": " + msg + ")";
     std::string tries = r.attempts > 1 ? " after " + std::to_string(r.attempts) + " attempts" : "";
     if (code == "AccessDeniedException")

@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <utility>
 #include <cctype>
 #include <cmath>
 #include <chrono>
@@ -43,7 +44,7 @@ ParsedUrl parse_url(const std::string& url) {
   CURLUcode rc = curl_url_set(u, CURLUPART_URL, url.c_str(), 0);
   if (rc != CURLUE_OK) {
     curl_url_cleanup(u);
-    throw Error("invalid URL \"" + url + "\": " + curl_url_strerror(rc));
+    throw Error("invalid URL \"" + url_without_userinfo(url) + "\": " + curl_url_strerror(rc));
   }
   auto get = [&](CURLUPart part, unsigned flags) {
     char* s = nullptr;
@@ -58,8 +59,8 @@ ParsedUrl parse_url(const std::string& url) {
   p.path = get(CURLUPART_PATH, 0);
   p.query = get(CURLUPART_QUERY, 0);
   curl_url_cleanup(u);
-  if (p.scheme != "http" && p.scheme != "https") throw Error("URL \"" + url + "\" must be http:// or https://");
-  if (p.host.empty()) throw Error("URL \"" + url + "\" has no host");
+  if (p.scheme != "http" && p.scheme != "https") throw Error("URL \"" + url_without_userinfo(url) + "\" must be http:// or https://");
+  if (p.host.empty()) throw Error("URL \"" + url_without_userinfo(url) + "\" has no host");
   if (p.path.empty()) p.path = "/";
   return p;
 }
@@ -259,6 +260,28 @@ std::string redact(std::string text, const std::vector<std::string>& secrets) {
     }
   }
   return text;
+}
+
+// [start, at) of the user info in scheme://userinfo@host/..., or at == npos when there is none.
+static std::pair<size_t, size_t> userinfo_span(const std::string& url) {
+  size_t scheme = url.find("://");
+  size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  size_t end = url.find_first_of("/?#", start);
+  size_t at = url.rfind('@', end == std::string::npos ? std::string::npos : end);
+  if (at == std::string::npos || at < start) return {start, std::string::npos};
+  return {start, at};
+}
+
+std::string url_without_userinfo(const std::string& url) {
+  auto [start, at] = userinfo_span(url);
+  return at == std::string::npos ? url : url.substr(0, start) + url.substr(at + 1);
+}
+
+std::string url_userinfo_password(const std::string& url) {
+  auto [start, at] = userinfo_span(url);
+  if (at == std::string::npos) return "";
+  size_t colon = url.find(':', start);
+  return colon == std::string::npos || colon > at ? "" : url.substr(colon + 1, at - colon - 1);
 }
 
 }  // namespace tailor

@@ -63,4 +63,8 @@ std::string transport_error_text(const HttpResponse& r, const std::string& host)
 // Replaces every occurrence of each (non-empty) secret in `text` with "[redacted]".
 std::string redact(std::string text, const std::vector<std::string>& secrets);
 
+// The URL without the user:password@ part, for messages and logs; the password of that part ("" if none).
+std::string url_without_userinfo(const std::string& url);
+std::string url_userinfo_password(const std::string& url);
+
 }  // namespace tailor

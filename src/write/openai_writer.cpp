@@ -25,6 +25,9 @@ class OpenAIWriter : public Writer {
     while (!base.empty() && base.back() == '/') base.pop_back();
     url_ = base + "/chat/completions";
     parsed_ = parse_url(url_);
+    shown_url_ = url_without_userinfo(url_);
+    // A password in the base URL (http://user:pw@host/v1) is a secret like the key.
+    url_password_ = url_userinfo_password(url_);
   }
 
   std::string name() const override { return "openai"; }
@@ -44,31 +47,33 @@ class OpenAIWriter : public Writer {
     if (!key_.empty()) req.headers.push_back({"Authorization", "Bearer " + key_});
     HttpResponse r = http_send(req, config_.http);
     if (r.transport != TransportError::none || r.status < 200 || r.status > 299)
-      throw Error(redact(error_text(r), known_secrets({key_})));
+      throw Error(redact(error_text(r), secrets()));
     auto j = nlohmann::json::parse(r.body, nullptr, false);
     if (j.is_discarded())
-      throw Error(redact(url_ + " answered HTTP " + std::to_string(r.status) + " with a body that is not JSON: " +
-                             error_body_message(r.body), known_secrets({key_})));
+      throw Error(redact(shown_url_ + " answered HTTP " + std::to_string(r.status) + " with a body that is not JSON: " +
+                             error_body_message(r.body, secrets()), secrets()));
     const nlohmann::json* content = nullptr;
     if (j.is_object() && j.contains("choices") && j["choices"].is_array() && !j["choices"].empty() &&
         j["choices"][0].is_object() && j["choices"][0].contains("message") && j["choices"][0]["message"].is_object() &&
         j["choices"][0]["message"].contains("content"))
       content = &j["choices"][0]["message"]["content"];
     if (!content || !content->is_string())
-      throw Error(redact(url_ + ": the answer has no choices[0].message.content (model \"" + model_ +
-                             "\"): " + error_body_message(r.body), known_secrets({key_})));
+      throw Error(redact(shown_url_ + ": the answer has no choices[0].message.content (model \"" + model_ +
+                             "\"): " + error_body_message(r.body, secrets()), secrets()));
     std::string text = content->get<std::string>();
-    if (text.empty()) throw Error(url_ + " returned an empty description (model \"" + model_ + "\")");
+    if (text.empty()) throw Error(shown_url_ + " returned an empty description (model \"" + model_ + "\")");
     return text;
   }
 
  private:
+  std::vector<std::string> secrets() const { return known_secrets({key_, url_password_}); }
+
   std::string error_text(const HttpResponse& r) const {
-    std::string where = url_ + " (model \"" + model_ + "\")";
+    std::string where = shown_url_ + " (model \"" + model_ + "\")";
     if (r.transport != TransportError::none) return where + ": " + transport_error_text(r, parsed_.host_header());
     std::string code = http_error_code(r);
     std::string detail = "(HTTP " + std::to_string(r.status) + (code.empty() ? "" : " " + code) + ": " +
-                         error_body_message(r.body) + ")";
+                         error_body_message(r.body, secrets()) + ")";
     std::string key_from = config_.api_key_env.empty() ? "no API key was sent" : "the key is from $" + config_.api_key_env;
     if (r.status == 401) return "the API key was rejected by " + where + " " + detail + "; " + key_from;
     if (r.status == 403) return "access denied to " + where + " " + detail + "; " + key_from;
@@ -81,6 +86,8 @@ class OpenAIWriter : public Writer {
 
   WriterConfig config_;
   std::string model_, key_, url_;
+  std::string shown_url_;     // url_ without user:password@, for messages
+  std::string url_password_;  // from the base URL's user info, if any
   ParsedUrl parsed_;
 };
 

@@ -33,7 +33,7 @@ std::string user_prompt(const WriterConfig& config, const ProductAttributes& att
   return t.replace(pos, 12, joined);
 }
 
-std::string error_body_message(const std::string& body) {
+std::string error_body_message(const std::string& body, const std::vector<std::string>& secrets) {
   std::string msg;
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (!j.is_discarded() && j.is_object()) {
@@ -46,6 +46,7 @@ std::string error_body_message(const std::string& body) {
     }
   }
   if (msg.empty()) msg = body;
+  msg = redact(msg, secrets);
   for (char& c : msg)
     if (c == '\n' || c == '\r' || c == '\t') c = ' ';
   if (msg.size() > 300) msg = msg.substr(0, 300) + "...";

@@ -70,7 +70,8 @@ std::unique_ptr<Writer> make_openai_writer(const WriterConfig& config);
 // key variable's value, plus `extra`): what errors are scrubbed of, whatever a server echoes back.
 std::vector<std::string> known_secrets(const std::vector<std::string>& extra = {});
 
-// The "message" of a JSON error body (or the body's start), on one line, at most 300 characters.
-std::string error_body_message(const std::string& body);
+// The "message" of a JSON error body (or the body's start), on one line, at most 300 characters,
+// with `secrets` redacted before it is cut (a cut secret would no longer be found whole).
+std::string error_body_message(const std::string& body, const std::vector<std::string>& secrets);
 
 }  // namespace tailor

@@ -159,3 +159,31 @@ TEST_F(OpenAIFixture, UnknownWriterKindIsAnError) {
   c.kind = "gpt";
   EXPECT_THROW(make_writer(c), Error);
 }
+
+// Secrets are redacted before an error body is cut to length: a server echoing the key right where
+// the 300-character cut falls leaks no part of it.
+TEST_F(OpenAIFixture, SecretEchoedAtTheCutIsRedactedWhole) {
+  mock::Server s;
+  std::string echo = std::string(285, 'x') + kKey + std::string(200, 'y');
+  s.script = {{400, nlohmann::json{{"error", {{"message", echo}}}}.dump()}};
+  std::string e = error_of(*make_writer(config(s)));
+  EXPECT_NE(e.find("[redacted]"), std::string::npos) << e;
+  EXPECT_EQ(e.find(std::string(kKey).substr(0, 12)), std::string::npos) << e;
+}
+
+// A password in the base URL authenticates the request but never appears in an error.
+TEST_F(OpenAIFixture, BaseUrlUserInfoIsNeverShown) {
+  mock::Server s;
+  s.script = {{500, "Internal error for user svc:Hunter2secretPw"}};
+  WriterConfig c = config(s);
+  std::string url = s.url();
+  c.base_url = url.substr(0, url.find("://") + 3) + "svc:Hunter2secretPw@" + url.substr(url.find("://") + 3) + "/v1";
+  c.http.max_attempts = 1;
+  std::string e = error_of(*make_writer(c));
+  EXPECT_NE(e.find("HTTP 500"), std::string::npos) << e;
+  EXPECT_EQ(e.find("Hunter2secretPw"), std::string::npos) << e;
+  EXPECT_EQ(e.find("@127.0.0.1"), std::string::npos) << e;  // the URL is shown without its user info
+  EXPECT_EQ(url_without_userinfo("https://u:p@example.com:8443/v1?q=a@b"), "https://example.com:8443/v1?q=a@b");
+  EXPECT_EQ(url_userinfo_password("https://u:p%40ss@example.com/v1"), "p%40ss");
+  EXPECT_EQ(url_userinfo_password("https://example.com/v1?q=a@b"), "");
+}
