@@ -2,6 +2,13 @@
 #pragma once
 #include <string>
 
+// Builds without Cairo (TAILOR_WITH_CAIRO=OFF, e.g. the GPU machine) cannot draw synthetic photos.
+#ifdef TAILOR_WITH_CAIRO
+#define REQUIRE_CAIRO()
+#else
+#define REQUIRE_CAIRO() GTEST_SKIP() << "built without Cairo: tailor synth is not available"
+#endif
+
 namespace tailor::test {
 
 std::string repo_root();

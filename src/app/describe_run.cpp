@@ -7,6 +7,7 @@
 #include "infer/load.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/text.h"
 #include "write/describe.h"
 
 namespace tailor {
@@ -25,16 +26,8 @@ static void check_sources(const DescribeRunOptions& o) {
 // The photo paths of a list file: one per line, blank lines and lines starting with # skipped.
 static std::vector<std::string> image_list_paths(const std::string& list_file) {
   std::vector<std::string> paths;
-  std::string text = read_file(list_file);
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t nl = text.find('\n', start);
-    if (nl == std::string::npos) nl = text.size();
-    std::string l = text.substr(start, nl - start);
-    if (!l.empty() && l.back() == '\r') l.pop_back();
+  for (const std::string& l : text_lines(read_file(list_file)))
     if (!l.empty() && l[0] != '#') paths.push_back(l);
-    start = nl + 1;
-  }
   return paths;
 }
 

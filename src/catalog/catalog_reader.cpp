@@ -35,24 +35,6 @@ static bool all_digits(const std::string& s) {
   return true;
 }
 
-// The lines of a text file without their line ends; a leading UTF-8 BOM goes.
-static std::vector<std::string> text_lines(std::string text) {
-  if (text.size() >= 3 && static_cast<uint8_t>(text[0]) == 0xEF && static_cast<uint8_t>(text[1]) == 0xBB &&
-      static_cast<uint8_t>(text[2]) == 0xBF)
-    text.erase(0, 3);
-  std::vector<std::string> lines;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(pos, end - pos);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(std::move(line));
-    pos = end + 1;
-  }
-  return lines;
-}
-
 StylesCsv read_styles_csv(const std::string& catalog_dir) {
   StylesCsv csv;
   csv.path = join_path(catalog_dir, "styles.csv");

@@ -1,5 +1,7 @@
 #include "util/text.h"
 
+#include <cstdint>
+
 namespace tailor {
 
 std::string trim(const std::string& s) {
@@ -80,6 +82,23 @@ std::string csv_field(const std::string& s) {
   }
   out += '"';
   return out;
+}
+
+std::vector<std::string> text_lines(std::string text) {
+  if (text.size() >= 3 && static_cast<uint8_t>(text[0]) == 0xEF && static_cast<uint8_t>(text[1]) == 0xBB &&
+      static_cast<uint8_t>(text[2]) == 0xBF)
+    text.erase(0, 3);
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(pos, end - pos);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(std::move(line));
+    pos = end + 1;
+  }
+  return lines;
 }
 
 }  // namespace tailor

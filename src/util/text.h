@@ -8,6 +8,9 @@ namespace tailor {
 // Without leading and trailing spaces, tabs, CRs and LFs.
 std::string trim(const std::string& s);
 
+// The lines of a text file without their line ends (LF or CRLF); a leading UTF-8 BOM goes.
+std::vector<std::string> text_lines(std::string text);
+
 // Splits "a, b,c" → {"a","b","c"} (trimmed, empty items dropped).
 std::vector<std::string> split_comma_list(const std::string& text);
 

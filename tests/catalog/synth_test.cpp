@@ -17,13 +17,6 @@
 #include "test_util.h"
 #include "util/fs.h"
 
-// Builds without Cairo (TAILOR_WITH_CAIRO=OFF, e.g. the GPU machine) cannot draw synthetic photos.
-#ifdef TAILOR_WITH_CAIRO
-#define REQUIRE_CAIRO()
-#else
-#define REQUIRE_CAIRO() GTEST_SKIP() << "built without Cairo: tailor synth is not available"
-#endif
-
 using namespace tailor;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
