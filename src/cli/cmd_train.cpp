@@ -43,9 +43,11 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--resume", o->resume, "Continue from the checkpoint in --out");
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "Frozen weights: auto (bf16 on CUDA), f32, bf16")->capture_default_str();
-  cmd->add_flag("--cuda-graph", o->cuda_graph,
-                "Run each optimizer step as one captured CUDA graph (batches padded to fixed shapes; needs "
-                "--device cuda, the feature cache, one process, --grad-accum 1)");
+  cmd->add_option("--cuda-graph", o->cuda_graph,
+                  "auto: on a GPU each optimizer step runs as captured CUDA graphs (batches padded to fixed shapes) "
+                  "wherever valid (a frozen image side); on: always (an error where invalid; on the CPU the padded "
+                  "step runs eagerly); off: the eager step")
+      ->capture_default_str();
   auto dist = std::make_shared<DistributedOptions>();
   add_distributed_flags(cmd, *dist);
   cmd->callback([o, dist] { run_training(*o, *dist); });

@@ -1,11 +1,14 @@
 #include "infer/cuda_graph.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 
 #include "util/error.h"
 
 #ifdef TAILOR_CUDA
+#include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -22,6 +25,24 @@ bool cuda_graphs_available() {
 #else
   return false;
 #endif
+}
+
+bool device_done_within(const torch::Device& dev, double seconds) {
+#ifdef TAILOR_CUDA
+  if (!dev.is_cuda()) return true;
+  at::cuda::CUDAEvent done;
+  done.record(c10::cuda::getCurrentCUDAStream(dev.index()));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  // Polled: a blocking wait could not give up. 50 us between polls is far below a training step.
+  while (!done.query()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+#else
+  (void)dev;
+  (void)seconds;
+#endif
+  return true;
 }
 
 struct CudaGraph::Impl {

@@ -7,10 +7,16 @@
 #include <functional>
 #include <memory>
 
+#include <c10/core/Device.h>
+
 namespace tailor {
 
 // A CUDA libtorch and a visible GPU; TAILOR_CUDA_GRAPHS=0 in the environment turns graphs off.
 bool cuda_graphs_available();
+
+// Waits until the work queued so far on the current stream of `dev` has finished, at most `seconds`:
+// false when it has not by then (the work stays queued). A CPU device has nothing queued: true.
+bool device_done_within(const torch::Device& dev, double seconds);
 
 class CudaGraph {
  public:

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 
 // c10d is compiled in when CMake found a backend's headers (see CMakeLists.txt); without it a
 // distributed run is refused with a clear error and one process trains as before.
@@ -22,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "infer/cuda_graph.h"
 #include "util/error.h"
 
 namespace tailor {
@@ -44,6 +46,7 @@ struct DistGroup {
   c10::intrusive_ptr<PgBase> pg;
   std::string backend;
   std::chrono::milliseconds timeout{0};
+  std::function<void()> shutdown;  // what torch.distributed.destroy_process_group() does to it (may be empty)
 };
 
 struct Distributed::Pending {
@@ -51,6 +54,17 @@ struct Distributed::Pending {
 };
 
 namespace {
+
+// The group's orderly end (torch.distributed.destroy_process_group() calls it): libtorch 2.x's
+// ProcessGroupNCCL has shutdown() and warns at exit without it; 1.13 has none.
+template <typename Pg>
+auto shutdown_of(Pg* pg, int) -> decltype(pg->shutdown(), std::function<void()>()) {
+  return [pg] { pg->shutdown(); };
+}
+template <typename Pg>
+std::function<void()> shutdown_of(Pg*, long) {
+  return {};
+}
 
 bool is_loopback(const std::string& addr) {
   return addr == "localhost" || addr.rfind("127.", 0) == 0 || addr == "::1";
@@ -83,7 +97,9 @@ Distributed::Distributed(const WorldInfo& w, const torch::Device& dev)
       c10::cuda::set_device(static_cast<c10::DeviceIndex>(dev.has_index() ? dev.index() : w.local_rank));
       auto opts = c10d::ProcessGroupNCCL::Options::create();
       opts->timeout = g_->timeout;
-      g_->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(g_->store, w.rank, w.world_size, opts);
+      auto nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(g_->store, w.rank, w.world_size, opts);
+      g_->shutdown = shutdown_of(nccl.get(), 0);
+      g_->pg = nccl;
       g_->backend = "nccl";
       dev_ = dev.has_index() ? dev : torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(w.local_rank));
     }
@@ -113,6 +129,13 @@ Distributed::Distributed(const WorldInfo& w, const torch::Device& dev)
 }
 
 Distributed::~Distributed() {
+  if (!failed_ && g_ && g_->shutdown) {
+    try {
+      g_->shutdown();
+    } catch (const std::exception&) {
+      // The job's work is done and written; a failing teardown changes nothing of it.
+    }
+  }
   if (failed_) {
     // After a failed collective the group may hold work that would wait out the timeout again (or
     // forever) in its destructor: leave it to the process's exit.
@@ -157,6 +180,18 @@ void Distributed::all_reduce_sum(Tensor& t) {
   auto p = start_all_reduce(buf);
   wait(p, "all-reduce");
   if (!buf.is_same(t)) t.copy_(buf);
+}
+
+void Distributed::all_reduce_sum_queued(Tensor& t) {
+  if (t.device() != dev_ || !t.is_contiguous()) throw Error("all_reduce_sum_queued: the tensor must be contiguous on " + dev_.str());
+  std::vector<Tensor> v{t};
+  try {
+    // No timeout for the wait: with one, NCCL would wait on the host, which a capture forbids. A rank
+    // that never arrives is caught by wait_for_device; Gloo's collectives time out themselves.
+    g_->pg->allreduce(v, c10d::AllreduceOptions())->wait();
+  } catch (const std::exception& e) {
+    fail("all-reduce", e.what());
+  }
 }
 
 void Distributed::broadcast_from_rank0(Tensor& t) {
@@ -264,6 +299,7 @@ void Distributed::fail(const std::string& what, const std::string& detail) {
   throw Error("distributed: " + what + ": " + detail);
 }
 std::shared_ptr<Distributed::Pending> Distributed::start_all_reduce(Tensor&) { fail("all-reduce", "no c10d"); }
+void Distributed::all_reduce_sum_queued(Tensor&) { fail("all-reduce", "no c10d"); }
 void Distributed::wait(const std::shared_ptr<Pending>&, const std::string& what) { fail(what, "no c10d"); }
 void Distributed::all_reduce_sum(Tensor&) { fail("all-reduce", "no c10d"); }
 void Distributed::broadcast_from_rank0(Tensor&) { fail("broadcast", "no c10d"); }
@@ -271,6 +307,10 @@ Tensor Distributed::all_gather_rows(const Tensor&, int64_t) { fail("all-gather",
 std::vector<std::string> Distributed::all_gather_bytes(const std::string&) { fail("all-gather", "no c10d"); }
 
 #endif  // TAILOR_C10D
+
+void Distributed::wait_for_device(const std::string& what) {
+  if (!device_done_within(dev_, world_.timeout_s)) fail(what, "not finished after " + std::to_string(static_cast<int64_t>(world_.timeout_s)) + " s");
+}
 
 void Distributed::check_same(const std::string& what, const std::string& text) {
   std::vector<std::string> all = all_gather_bytes(text);

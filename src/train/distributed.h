@@ -36,6 +36,11 @@ class Distributed {
   // Collectives. Tensors live on the group's device (CPU for Gloo); all block until done.
   void all_reduce_sum(torch::Tensor& t);
   void broadcast_from_rank0(torch::Tensor& t);
+  // Sums `t` (on the group's device, contiguous) over the ranks in stream order: NCCL queues it on
+  // the current stream (capturable in a CUDA graph; no host wait), Gloo waits for it.
+  void all_reduce_sum_queued(torch::Tensor& t);
+  // Waits for this rank's GPU work queued so far, at most the timeout; else fails as a collective does.
+  void wait_for_device(const std::string& what);
   // Every rank's `local` ([k, ...] with k <= rows_per_rank) in rank order: [sum of k, ...].
   torch::Tensor all_gather_rows(const torch::Tensor& local, int64_t rows_per_rank);
   // Every rank's bytes, in rank order.

@@ -87,6 +87,12 @@ void FlatAdam::step() {
   }
 }
 
+std::vector<Tensor> FlatAdam::gradient_buffers() const {
+  std::vector<Tensor> out;
+  for (const Buffer& b : buffers_) out.push_back(b.grad);
+  return out;
+}
+
 int64_t FlatAdam::steps_done() const { return static_cast<int64_t>(step_.item<double>()); }
 
 std::vector<std::pair<std::string, Tensor>> FlatAdam::state() const {

@@ -36,6 +36,9 @@ class FlatAdam {
   torch::Tensor clip_grad_norm(double max_norm);
   void set_lr(size_t group, double lr);
   void step();
+  // The flat gradient buffers (every parameter's .grad is a view of one of them): a data-parallel
+  // step sums these over the ranks, one collective per buffer.
+  std::vector<torch::Tensor> gradient_buffers() const;
 
   int64_t steps_done() const;  // reads the device counter (synchronises)
   // Checkpoint state: "step" and, per buffer i, "buffer.i.exp_avg" / "buffer.i.exp_avg_sq" (copies on

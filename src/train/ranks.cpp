@@ -37,6 +37,15 @@ void Ranks::sum_gradients_of(const std::vector<torch::Tensor>& params) {
   if (group_) reducer_ = std::make_unique<GradReducer>(*group_, params, world_.bucket_bytes);
 }
 
+void Ranks::sum_in_step(const std::vector<torch::Tensor>& tensors) {
+  if (!group_) return;
+  for (torch::Tensor t : tensors) group_->all_reduce_sum_queued(t);
+}
+
+void Ranks::wait_for_step(const torch::Device& dev) {
+  if (group_ && dev.is_cuda()) group_->wait_for_device("the captured training step");
+}
+
 void Ranks::arm_last_backward() {
   if (reducer_) reducer_->arm();
 }
@@ -44,9 +53,11 @@ void Ranks::arm_last_backward() {
 double Ranks::finish_step(double local_loss) { return reducer_ ? reducer_->finish(local_loss) : local_loss; }
 
 std::string Ranks::start_line() const {
-  if (!reducer_) return "";
+  if (!group_) return "";
+  std::string how = reducer_ ? "in " + std::to_string(reducer_->buckets()) + " buckets from the backward pass"
+                             : "inside the captured step";
   return "data-parallel: " + std::to_string(world_.world_size) + " ranks (" + group_->backend() +
-         "), gradients all-reduced in " + std::to_string(reducer_->buckets()) + " buckets\n";
+         "), gradients all-reduced " + how + "\n";
 }
 
 std::string Ranks::end_line() const {

@@ -41,8 +41,16 @@ class Ranks {
   EvalReport evaluate(Answerer& model, const std::vector<VqaPair>& pairs, const std::vector<VqaPair>& reference,
                       int batch_size, const GenerationOptions& gen);
 
-  // Gradients of `params` summed over the ranks from here on (bucketed, overlapping the backward).
+  // The eager step: gradients of `params` summed over the ranks from here on (bucketed, started
+  // from the backward's hooks so they overlap it).
   void sum_gradients_of(const std::vector<torch::Tensor>& params);
+  // The captured step sums its flat gradient buffers itself, inside its graph: each tensor summed
+  // over the ranks in place, in stream order (on NCCL the collective is queued on the device and can
+  // be captured in a CUDA graph; Gloo waits for it). Alone: nothing.
+  void sum_in_step(const std::vector<torch::Tensor>& tensors);
+  // After a captured step's graphs are queued, in a job on a GPU: waits for the device at most the
+  // job's timeout (a dead or hung rank leaves a captured collective waiting forever), else an Error.
+  void wait_for_step(const torch::Device& dev);
   // The next backward is the step's last: its hooks start the all-reduces.
   void arm_last_backward();
   // After the step's backward passes: the summed gradients in .grad, and the summed loss.
@@ -54,7 +62,7 @@ class Ranks {
  private:
   WorldInfo world_;
   std::unique_ptr<Distributed> group_;   // null alone
-  std::unique_ptr<GradReducer> reducer_;  // null alone
+  std::unique_ptr<GradReducer> reducer_;  // null alone and with the captured step
 };
 
 }  // namespace tailor

@@ -1,11 +1,13 @@
 // One optimizer step of `tailor train`, in two variants behind one interface: eager (any batch
-// shapes, gradient accumulation, data-parallel) and captured (fixed shapes, the whole step one CUDA
-// graph replayed). Both end in fixed_shape_step's sequence: zero_grad, forward from the Q-Former
-// output, loss, backward, clip, AdamW. The GPU benchmark (tools/gpu) times fixed_shape_step itself.
+// shapes) and captured (fixed shapes; on a GPU the step is two CUDA graphs replayed). Both do
+// gradient accumulation and data-parallel training; both run the same named parts:
+// accumulate_gradients (forward from the Q-Former output, loss, backward) once per batch, then
+// apply_gradients (clip, AdamW). The GPU benchmark (tools/gpu) times fixed_shape_step, the two in one.
 #pragma once
 #include <torch/torch.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "catalog/dataset.h"
@@ -22,9 +24,14 @@ struct LmBatch {
   torch::Tensor q, ids, mask, slot, labels;
 };
 
-// The whole optimizer step on one batch: zero_grad, forward + loss, backward, clip (when
-// max_grad_norm > 0), AdamW; the loss copied into `loss_out` (a device scalar). Everything stays on
-// the device, so a call can be captured as one CUDA graph.
+// Forward + loss on one batch, backward of loss * scale (a device scalar) into the gradients, and
+// loss * scale added to loss_sum (a device scalar). No host synchronisation: capturable.
+void accumulate_gradients(Blip2ForConditionalGeneration& m, const LmBatch& batch, const torch::Tensor& scale,
+                          torch::Tensor& loss_sum);
+// Clip (when max_grad_norm > 0) and the optimizer's update. Capturable.
+void apply_gradients(FlatAdam& opt, double max_grad_norm);
+
+// The whole step on one batch (zero_grad, accumulate with scale 1, apply), the loss into `loss_out`.
 void fixed_shape_step(Blip2ForConditionalGeneration& m, FlatAdam& opt, const LmBatch& batch, double max_grad_norm,
                       torch::Tensor& loss_out);
 
@@ -36,6 +43,7 @@ struct StepContext {
   Ranks& ranks;
   torch::Device dev;
   double max_grad_norm = 1.0;
+  const std::vector<torch::Tensor>& params;  // what trains (the eager step hooks its all-reduce onto them)
 };
 
 class OptimizerStep {
@@ -49,14 +57,25 @@ class OptimizerStep {
                      int64_t epoch) = 0;
 };
 
+// --cuda-graph auto|on|off: which variant runs, and why (one line for the log).
+struct StepPlan {
+  bool captured = false;
+  bool graphs = false;  // captured as CUDA graphs (else the captured step's fixed shapes run eagerly: the CPU)
+  std::string why;
+};
+// auto: captured wherever it is valid (a GPU with CUDA graphs and a frozen image side); on: captured
+// (an Error where it is not valid; on the CPU its fixed shapes run eagerly); off: eager.
+StepPlan plan_step(const std::string& cuda_graph, const torch::Device& dev, bool image_side_frozen);
+
 std::unique_ptr<OptimizerStep> make_eager_step(const StepContext& c);
 
-// --cuda-graph: the step over fixed-shape buffers (batch_size rows; the longest prompt and answer of
-// `pairs`), captured on its first use. Padded rows repeat row 0 with every label -100, padded prompt
+// The step over fixed-shape buffers: rows = the most pairs a rank gets of one batch, the longest
+// prompt and answer of `pairs`. Padded rows repeat row 0 with every label -100, padded prompt
 // positions are masked, padded answer positions are -100: the loss and its gradient are the unpadded
-// batch's (only dropout's random draws fall differently on the larger tensors). Needs the feature
-// cache, one process and one batch per step. On the CPU the same padded step runs eagerly.
-std::unique_ptr<OptimizerStep> make_captured_step(const StepContext& c, const std::vector<VqaPair>& pairs,
-                                                  int64_t batch_size);
+// batch's (only dropout's random draws fall differently on the larger tensors). The Q-Former output
+// comes from the feature cache or from the frozen image side, run before the graph. With `graphs`,
+// accumulate_gradients and (the all-reduce, apply_gradients) are each captured once and replayed.
+std::unique_ptr<OptimizerStep> make_captured_step(const StepContext& c, const std::vector<VqaPair>& pairs, int64_t rows,
+                                                  bool graphs);
 
 }  // namespace tailor

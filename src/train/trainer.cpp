@@ -39,6 +39,10 @@ using torch::Tensor;
 
 namespace {
 
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 // The options that are choices, parsed once: TrainOptions holds them as the command line (and the
 // tests) give them, as text.
 struct TrainChoices {
@@ -135,13 +139,16 @@ struct TrainRun {
   Blip2Bundle b;
   Trainable trainable;
   bool use_cache = false;
+  StepPlan plan;
   std::unique_ptr<FlatAdam> opt;
+  std::unique_ptr<Answerer> answerer;  // validation's, made at the first evaluation and kept (its graphs too)
   int64_t total_steps = 0;
   json fingerprint;
   std::string log_path, pretrain_file;
   RunState st;
   bool resumed = false;
   TrainResult res;
+  std::chrono::steady_clock::time_point started;  // train_model's start (time to first step)
 };
 
 // The model, what trains in it (seeded first, so --seed alone fixes the adapters, on every rank),
@@ -155,16 +162,12 @@ void set_up_what_trains(TrainRun& r) {
   r.use_cache = use_feature_cache(r.choices.cache, r.trainable.image_side_frozen, o.augment);
   r.res.trainable_parameters = r.trainable.parameters;
   r.res.cache_used = r.use_cache;
-  if (o.cuda_graph) {
-    if (!r.use_cache)
-      throw Error("--cuda-graph needs the frozen-feature cache (a frozen image side, no --augment, --cache auto or on)");
-    if (r.ranks.size() > 1) throw Error("--cuda-graph runs in one process (not with --nproc or WORLD_SIZE > 1)");
-    if (o.grad_accum != 1) throw Error("--cuda-graph needs --grad-accum 1");
-  }
+  r.plan = plan_step(o.cuda_graph, r.dev, r.trainable.image_side_frozen);
+  r.res.step_kind = r.plan.why;
   if (r.ranks.main())
-    std::printf("training %lld of %lld parameters (%s) on %zu pairs of %zu photos; feature cache %s\n",
+    std::printf("training %lld of %lld parameters (%s) on %zu pairs of %zu photos; feature cache %s; step %s\n",
                 (long long)r.trainable.parameters, (long long)r.trainable.all_parameters, o.full ? "full" : "LoRA",
-                r.data.pairs.size(), r.data.images.size(), r.use_cache ? "on" : "off");
+                r.data.pairs.size(), r.data.images.size(), r.use_cache ? "on" : "off", r.plan.why.c_str());
   std::fflush(stdout);
   r.opt = make_optimizer(r.trainable, o, r.choices.optimizer);
 }
@@ -257,27 +260,40 @@ void pretrain(TrainRun& r) {
   if (r.o.pretrain.epochs > 0 && !r.resumed) torch::manual_seed(r.o.seed ^ 0x5DEECE66Dull);
 }
 
-// The same starting weights on every rank (as DDP; after pre-training its frozen weights too), each
-// rank its own dropout stream, and the gradient sum hooked onto the trainable parameters.
+// The same starting weights on every rank (as DDP; after pre-training its frozen weights too) and
+// each rank its own dropout stream. (How the gradients are summed is the step's: train/step.h.)
 void start_ranks(TrainRun& r) {
   r.ranks.broadcast_from_rank0(r.o.pretrain.epochs > 0 ? r.b.model->parameters() : r.trainable.params);
   if (!r.ranks.main())
     torch::manual_seed(r.o.seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(r.ranks.rank()) + r.st.step);
-  r.ranks.sum_gradients_of(r.trainable.params);
-  if (r.ranks.main()) std::printf("%s", r.ranks.start_line().c_str());
   set_modes(r.b.model, r.trainable.image_side_frozen);
+}
+
+// The optimizer step: captured or eager (r.plan). The captured step's buffers hold the most pairs a
+// rank gets of one batch.
+std::unique_ptr<OptimizerStep> make_step(TrainRun& r, ImageFeatures& features) {
+  StepContext sc{r.b, *r.opt, features, r.ranks, r.dev, r.o.max_grad_norm, r.trainable.params};
+  const int64_t rows = (r.o.batch_size + r.ranks.size() - 1) / r.ranks.size();
+  std::unique_ptr<OptimizerStep> step =
+      r.plan.captured ? make_captured_step(sc, r.data.pairs, rows, r.plan.graphs) : make_eager_step(sc);
+  if (r.ranks.main()) std::printf("%s", r.ranks.start_line().c_str());
+  return step;
 }
 
 // Validation at an epoch's end: a collective (every rank answers its part of the pairs and gets the
 // whole report); rank 0 logs it.
+// On a GPU the answers go through CUDA graphs (infer/static_generate.h), kept from one epoch to the
+// next: they hold the weights' addresses, which stay (the optimizer updates its flat buffers in place).
 void evaluate_epoch(TrainRun& r, int64_t epoch) {
   if (r.data.val.empty() || !r.o.eval_each_epoch) return;
-  auto answerer = make_blip2_answerer(r.b, r.dev);
+  auto t0 = std::chrono::steady_clock::now();
+  if (!r.answerer) r.answerer = make_blip2_answerer(r.b, r.dev, /*static_greedy=*/r.dev.is_cuda());
   GenerationOptions g;
   g.max_new_tokens = 16;
-  r.res.final_eval = r.ranks.evaluate(*answerer, r.data.val, r.data.pairs, 64, g);
+  r.res.final_eval = r.ranks.evaluate(*r.answerer, r.data.val, r.data.pairs, 64, g);
   r.res.evaluated = true;
   set_modes(r.b.model, r.trainable.image_side_frozen);  // the answerer put the whole model back in training mode
+  r.res.times.evaluation += seconds_since(t0);
   if (!r.ranks.main()) return;
   json line = {{"step", r.st.step}, {"epoch", epoch + 1}, {"eval_accuracy", r.res.final_eval.accuracy}};
   for (const auto& a : r.res.final_eval.attributes) line["accuracy"][a.attribute] = a.accuracy;
@@ -326,15 +342,25 @@ void train_loop(TrainRun& r, OptimizerStep& step) {
   if (bar) bar->add(r.st.step);
   auto t0 = std::chrono::steady_clock::now();
   int64_t samples = 0;
+  bool first = true;
   const char* trace_dir = std::getenv("TAILOR_SAMPLE_TRACE");  // a directory: which pairs each rank trained on, per step
   while (r.st.step < r.total_steps && r.st.epoch < o.epochs) {
     std::vector<int64_t> order = epoch_order(r.data.pairs, o.seed, r.st.epoch);
     while (r.st.pos < n && r.st.step < r.total_steps) {
       double lr = warmup_cosine_lr(o.lr, o.warmup_ratio, r.st.step, r.total_steps);
       set_lr(*r.opt, r.trainable, lr, o.image_lr_scale);
+      auto step_t0 = std::chrono::steady_clock::now();
       StepBatches sb = step_batches_of(r, order);
       samples += sb.samples;
       double step_loss = step.run(sb.batches, sb.shares, r.st.epoch);
+      const double step_s = seconds_since(step_t0);
+      if (first) {
+        r.res.times.first_step = step_s;
+        r.res.times.to_first_step = seconds_since(r.started);
+        first = false;
+      } else {
+        r.res.times.steps += step_s;
+      }
       r.st.pos = sb.end;
       if (trace_dir) {
         json ids = json::array();
@@ -344,11 +370,12 @@ void train_loop(TrainRun& r, OptimizerStep& step) {
       }
       r.st.step++;
       r.res.step_losses.push_back(step_loss);
-      double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      double elapsed = seconds_since(t0);
       r.res.samples_per_second = elapsed > 0 ? samples / elapsed : 0;
       if (r.ranks.main())
         append_line_durable(r.log_path, json({{"step", r.st.step}, {"epoch", r.st.epoch + 1}, {"loss", step_loss},
-                                              {"lr", lr}, {"samples_per_second", r.res.samples_per_second}})
+                                              {"lr", lr}, {"samples", sb.samples}, {"step_seconds", step_s},
+                                              {"samples_per_second", r.res.samples_per_second}})
                                             .dump());
       if (bar) {
         char extra[96];
@@ -362,8 +389,11 @@ void train_loop(TrainRun& r, OptimizerStep& step) {
         r.st.pos = 0;
       }
       if (r.ranks.main() && ((o.checkpoint_every > 0 && r.st.step % o.checkpoint_every == 0) ||
-                             (o.checkpoint_every == 0 && epoch_end)))
+                             (o.checkpoint_every == 0 && epoch_end))) {
+        auto c0 = std::chrono::steady_clock::now();
         save_checkpoint(o.out_dir, r.st, r.fingerprint, r.trainable.named, *r.opt, r.dev);
+        r.res.times.checkpoints += seconds_since(c0);
+      }
       if (epoch_end) break;  // the next epoch has its own order
     }
   }
@@ -399,22 +429,45 @@ void write_outputs(TrainRun& r) {
 }  // namespace
 
 TrainResult train_model(const TrainOptions& o) {
+  const auto started = std::chrono::steady_clock::now();
   TrainChoices choices = check_options(o);
   torch::Device dev(o.device);
   if (dev.is_cuda() && !torch::cuda::is_available()) throw Error("--device cuda: no CUDA device is available");
   Ranks ranks(o.world, dev);  // one process, or this rank of a data-parallel job (may pick dev's index)
-  TrainRun r(o, choices, dev, ranks, load_train_data(o));
+  auto t = std::chrono::steady_clock::now();
+  TrainData data = load_train_data(o);
+  const double data_s = seconds_since(t);
+  TrainRun r(o, choices, dev, ranks, std::move(data));
+  r.started = started;
+  r.res.times.data = data_s;
+  t = std::chrono::steady_clock::now();
   set_up_what_trains(r);
   restore(r);
+  r.res.times.model = seconds_since(t);
+  t = std::chrono::steady_clock::now();
   pretrain(r);
+  r.res.times.pretrain = seconds_since(t);
   start_ranks(r);
   ImageFeatures features(r.b, r.data.images, dev, r.trainable.image_side_frozen, o.augment, o.seed);
+  t = std::chrono::steady_clock::now();
   if (r.use_cache) features.compute_cache(ranks, o.progress && ranks.main());
-  StepContext sc{r.b, *r.opt, features, ranks, dev, o.max_grad_norm};
-  std::unique_ptr<OptimizerStep> step =
-      o.cuda_graph ? make_captured_step(sc, r.data.pairs, o.batch_size) : make_eager_step(sc);
+  r.res.times.features = seconds_since(t);
+  std::unique_ptr<OptimizerStep> step = make_step(r, features);
   train_loop(r, *step);
-  if (ranks.main()) write_outputs(r);  // checkpoint and outputs are rank 0's
+  if (ranks.main()) {  // checkpoint and outputs are rank 0's
+    t = std::chrono::steady_clock::now();
+    write_outputs(r);
+    r.res.times.outputs = seconds_since(t);
+    const TrainTimes& tt = r.res.times;
+    append_line_durable(r.log_path, json({{"stage", "times"}, {"step", r.st.step}, {"data_s", tt.data}, {"model_s", tt.model},
+                                          {"pretrain_s", tt.pretrain}, {"features_s", tt.features},
+                                          {"first_step_s", tt.first_step}, {"to_first_step_s", tt.to_first_step},
+                                          {"steps_s", tt.steps}, {"evaluation_s", tt.evaluation},
+                                          {"checkpoints_s", tt.checkpoints}, {"outputs_s", tt.outputs},
+                                          {"total_s", seconds_since(started)}, {"step_kind", r.res.step_kind},
+                                          {"ranks", ranks.size()}})
+                                        .dump());
+  }
   return r.res;
 }
 

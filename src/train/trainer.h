@@ -46,11 +46,26 @@ struct TrainOptions {
   std::string device = "cpu";
   std::string dtype = "auto";         // frozen weights' dtype; trained weights stay float32
   bool progress = true;
-  // The optimizer step at fixed shapes (each batch padded to batch_size rows, the data's longest
-  // prompt and answer), captured once as a CUDA graph and replayed: no per-operation dispatch. Needs
-  // the feature cache, one process and grad_accum 1. On the CPU the same padded step runs eagerly.
-  bool cuda_graph = false;
+  // The optimizer step at fixed shapes (each batch padded to its most rows, the data's longest
+  // prompt and answer), captured once as CUDA graphs and replayed: no per-operation dispatch
+  // (train/step.h). auto: wherever valid (a GPU, a frozen image side); on: always (on the CPU its
+  // fixed shapes run eagerly); off: the eager step.
+  std::string cuda_graph = "auto";
   WorldInfo world;                    // data-parallel rank and job (train/world.h); default: one process
+};
+
+// Wall seconds of the parts of a run (rank 0's): where the time to a trained model goes.
+struct TrainTimes {
+  double data = 0;           // reading the pairs, decoding the photos
+  double model = 0;          // loading the weights, LoRA, the optimizer
+  double pretrain = 0;       // image-side pre-training (from scratch)
+  double features = 0;       // the frozen-feature cache
+  double first_step = 0;     // the first optimizer step (with its capture)
+  double to_first_step = 0;  // from the start to the end of the first step
+  double steps = 0;          // every later step
+  double evaluation = 0;     // per-epoch validation
+  double checkpoints = 0;
+  double outputs = 0;        // adapter, merged model, eval.json
 };
 
 struct TrainResult {
@@ -61,6 +76,8 @@ struct TrainResult {
   bool cache_used = false;
   EvalReport final_eval;
   bool evaluated = false;
+  std::string step_kind;  // how the steps ran (train/step.h StepPlan::why)
+  TrainTimes times;
 };
 
 TrainResult train_model(const TrainOptions& o);

@@ -61,6 +61,6 @@ TEST(Checkpoint, EveryOptionThatShapesTheNumbersIsInIt) {
   EXPECT_TRUE(differs([](TrainOptions& o) { o.pretrain.augment = false; }));
   EXPECT_TRUE(differs([](TrainOptions& o) { o.max_steps = 3; }));
   EXPECT_FALSE(differs([](TrainOptions& o) { o.eval_each_epoch = false; }));
-  EXPECT_FALSE(differs([](TrainOptions& o) { o.cuda_graph = true; }));
+  EXPECT_FALSE(differs([](TrainOptions& o) { o.cuda_graph = "on"; }));
   EXPECT_NE(run_fingerprint(a, "x"), base);  // the pairs
 }

@@ -306,6 +306,29 @@ TEST_F(DistributedTrain, ThreeEnvRanksWithAccumulationAndSmallBucketsEqualOnePro
   std::printf("    %lld buckets; %lld of %lld all-reduces started during backward\n", buckets, in_backward, all);
 }
 
+// The captured step (its fixed shapes run eagerly on the CPU; on a GPU the same calls are CUDA
+// graphs with the all-reduce inside) on 2 ranks with accumulation and uneven parts, with and without
+// the feature cache: the losses of the eager step in one process.
+TEST_F(DistributedTrain, CapturedStepOnTwoRanksEqualsEagerOneProcess) {
+  std::vector<std::string> more = {"--batch-size", "5", "--grad-accum", "2"};
+  std::vector<std::string> eager = more, captured = more, uncached = more;
+  eager.insert(eager.end(), {"--cuda-graph", "off"});
+  run_ok(train_args("single_cap", eager, "1"));
+  captured.insert(captured.end(), {"--cuda-graph", "on", "--nproc", "2"});
+  run_ok(train_args("dist_cap", captured, "1"));
+  expect_same_curve(losses(dir_ + "/single_cap"), losses(dir_ + "/dist_cap"), 1e-5);
+  uncached.insert(uncached.end(), {"--cuda-graph", "on", "--cache", "off", "--nproc", "2"});
+  run_ok(train_args("dist_cap_nocache", uncached, "1"));
+  expect_same_curve(losses(dir_ + "/single_cap"), losses(dir_ + "/dist_cap_nocache"), 1e-5);
+  json times;
+  for (const auto& j : read_jsonl(dir_ + "/dist_cap/train_log.jsonl"))
+    if (j.value("stage", "") == "times") times = j;
+  ASSERT_FALSE(times.is_null()) << "no times line in train_log.jsonl";
+  EXPECT_EQ(times["ranks"].get<int>(), 2);
+  EXPECT_NE(times["step_kind"].get<std::string>().find("fixed shapes"), std::string::npos) << times.dump();
+  EXPECT_GT(times["to_first_step_s"].get<double>(), 0);
+}
+
 TEST_F(DistributedTrain, ResumesWithAnotherWorldSize) {
   // 2 ranks checkpoint every 4 steps and are killed mid-run; 3 ranks resume; the whole curve must be
   // the single-process one.

@@ -15,6 +15,43 @@ export LD_LIBRARY_PATH=/tmp/tailor-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PA
 BENCH=/tmp/tailor-build/tailor_gpu_bench
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw --format=csv
 if [ "$STAGE" = real ]; then exec bash tools/gpu/real_train.sh; fi
+if [ "$STAGE" = train_check ] || [ "$STAGE" = train_scale ]; then
+  # Issue 15: `tailor train` itself on 1 and 2 GPUs (NCCL, NVLink multicast off). train_check: the
+  # captured step (CUDA graphs, all-reduce inside on 2 GPUs) against the eager one on the tiny model
+  # and the real pairs, dropout off. train_scale: bench/train_bench.sh on the xl shape (SCALE_*).
+  export NCCL_NVLS_ENABLE=0
+  T=/tmp/tailor-build/tailor
+  DATA=${REAL_DATA:-.gpu/real/dataset}
+  if [ "$STAGE" = train_check ]; then
+    $T init --preset tiny --out /tmp/tiny >/dev/null || exit 1
+    for cfg in "off 1" "on 1" "on 2"; do
+      set -- $cfg
+      extra=""; [ "$2" -gt 1 ] && extra="--nproc $2"
+      $T train --model /tmp/tiny --data $DATA --out /tmp/chk_$1_$2 --device cuda --batch-size 64 --max-steps 40 --epochs 1 \
+        --lora-dropout 0 --cuda-graph $1 $extra 2>&1 | tr '\r' '\n' | grep -E "step|data-parallel|time:|rror" | head -8
+    done
+    python3 - <<'PY' | tee $OUT/train_check.txt
+import json
+def losses(d):
+    return [json.loads(l)["loss"] for l in open(d + "/train_log.jsonl") if '"loss"' in l]
+base = losses("/tmp/chk_off_1")
+for d in ["/tmp/chk_on_1", "/tmp/chk_on_2"]:
+    other = losses(d)
+    worst = max(abs(a - b) / abs(a) for a, b in zip(base, other))
+    print(d, "steps", len(other), "of", len(base), "largest relative loss difference to eager on 1 GPU: %.2e" % worst,
+          "first", base[0], other[0], "last", base[-1], other[-1])
+PY
+    exit 0
+  fi
+  XL_MODEL_ONLY=1 python3 tools/gpu/xl_reference.py > /dev/null || exit 1
+  # SCALE_NPROC, SCALE_CACHE, SCALE_BATCH, SCALE_STEPS; SCALE_EPOCH=1: whole epochs; SCALE_PER_GPU=1.
+  extra=(); [ "${SCALE_EPOCH:-0}" = 1 ] && extra+=(--epoch); [ "${SCALE_PER_GPU:-0}" = 1 ] && extra+=(--per-gpu-batch)
+  KEEP=/tmp/train_bench bash bench/train_bench.sh --model /tmp/xl --data $DATA --device cuda --nproc "${SCALE_NPROC:-1 2}" \
+    --cache "${SCALE_CACHE:-on}" --batch "${SCALE_BATCH:-64}" --steps "${SCALE_STEPS:-60}" "${extra[@]}" | tee -a $OUT/train_bench.md
+  mkdir -p $OUT/logs && for f in /tmp/train_bench/*.log /tmp/train_bench/*/train_log.jsonl; do
+    [ -f "$f" ] && cp "$f" "$OUT/logs/$(echo "$f" | sed 's|/tmp/train_bench/||; s|/|_|g')"; done
+  exit 0
+fi
 if [ "$STAGE" = choice ]; then
   # Choice answers (issue 17): the tiny model trained on the real catalog, evaluated free and by
   # choice with calibration (real_eval_*.json); its model comes back for the CPU numbers.
