@@ -6,13 +6,23 @@
 
 namespace tailor {
 
+namespace {
+thread_local bool linear_init_skipped = false;
+}
+
+LinearInitSkipped::LinearInitSkipped() : before_(linear_init_skipped) { linear_init_skipped = true; }
+LinearInitSkipped::~LinearInitSkipped() { linear_init_skipped = before_; }
+
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in), out_features(out) {
   weight = register_parameter("weight", torch::empty({out, in}));
+  if (with_bias) bias = register_parameter("bias", torch::empty({out}));
+  if (linear_init_skipped) return;
   // Default init as torch.nn.Linear (Kaiming-uniform a=sqrt(5)); real weights are loaded over it.
+  torch::NoGradGuard ng;
   torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
   if (with_bias) {
     double bound = 1.0 / std::sqrt(static_cast<double>(in));
-    bias = register_parameter("bias", torch::empty({out}).uniform_(-bound, bound));
+    bias.uniform_(-bound, bound);
   }
 }
 

@@ -51,7 +51,10 @@ Blip2Bundle load_model_dir(const std::string& dir, const torch::Device& dev, tor
                 " MiB as float32 while building, more than this machine's " + std::to_string(int64_t(have / (1 << 20))) +
                 " MiB of memory");
   Checkpoint ckpt = Checkpoint::open(dir);
-  b.model = Blip2ForConditionalGeneration(b.cfg, resolve_t5_ties(ckpt).untied);
+  {
+    LinearInitSkipped skip;  // load_weights overwrites every weight (or fails naming the missing ones)
+    b.model = Blip2ForConditionalGeneration(b.cfg, resolve_t5_ties(ckpt).untied);
+  }
   load_weights(*b.model, ckpt);
   cast_model(b.model, dtype);
   b.model->to(dev);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "infer/batch.h"
+#include "infer/cuda_graph.h"
 #include "train/augment.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -16,6 +17,37 @@ bool use_feature_cache(CacheMode mode, bool image_side_frozen, bool augment) {
   if (mode == CacheMode::kOn && (!image_side_frozen || augment))
     throw Error("--cache on needs a frozen vision tower and Q-Former and no --augment");
   return mode == CacheMode::kOn || (mode == CacheMode::kAuto && image_side_frozen && !augment);
+}
+
+struct ImageFeatures::ImageSideGraph {
+  Tensor pixels, out;
+  CudaGraph graph;
+};
+
+void ImageFeatures::capture_image_side() {
+  if (!image_side_frozen_) throw Error("capture_image_side: the image side trains (its backward needs the eager graph)");
+  graphs_ = dev_.is_cuda() && cuda_graphs_available();
+}
+
+Tensor ImageFeatures::image_side(const Tensor& px) {
+  auto& m = b_.model;
+  if (!graphs_) return m->qformer_features(m->vision_model->forward(px));
+  const int64_t n = px.size(0), padded = (n + 3) / 4 * 4;
+  std::shared_ptr<ImageSideGraph>& g = image_graphs_[padded];
+  const bool fresh = !g;
+  if (fresh) {
+    g = std::make_shared<ImageSideGraph>();
+    g->pixels = torch::zeros({padded, px.size(1), px.size(2), px.size(3)}, px.options());
+  }
+  g->pixels.narrow(0, 0, n).copy_(px);
+  if (n < padded) g->pixels.narrow(0, n, padded - n).copy_(px[0].expand({padded - n, px.size(1), px.size(2), px.size(3)}));
+  if (fresh) {
+    ImageSideGraph* raw = g.get();
+    raw->graph.capture([raw, &m] { raw->out = m->qformer_features(m->vision_model->forward(raw->pixels)); },
+                       /*use_graph=*/true, /*warmups=*/1);
+  }
+  g->graph.replay();  // also right after the capture, which records without running
+  return g->out.narrow(0, 0, n);
 }
 
 ImageFeatures::ImageFeatures(Blip2Bundle& b, const PhotoMap& photos, const torch::Device& dev,
@@ -70,11 +102,10 @@ Tensor ImageFeatures::rows(const std::vector<const VqaPair*>& batch, int64_t epo
     }
     inputs.push_back(img);
   }
-  auto& m = b_.model;
-  Tensor px = pixel_batch(inputs, b_.image_cfg).to(dev_);
+  Tensor px = pixel_batch(inputs, b_.image_cfg, /*pinned=*/dev_.is_cuda()).to(dev_, /*non_blocking=*/true);
   c10::optional<torch::NoGradGuard> no_grad;  // a frozen image side keeps no graph
   if (image_side_frozen_) no_grad.emplace();
-  Tensor q = m->qformer_features(m->vision_model->forward(px));
+  Tensor q = image_side(px);
   no_grad.reset();
   for (const VqaPair* p : batch) rows.push_back(q[std::find(photos.begin(), photos.end(), p->image) - photos.begin()]);
   return torch::stack(rows);

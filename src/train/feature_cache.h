@@ -43,6 +43,12 @@ class ImageFeatures {
   // [rows, Q, H]: the cache's rows, or the batch's distinct photos through the image side.
   torch::Tensor rows(const std::vector<const VqaPair*>& batch, int64_t epoch);
 
+  // From here on the frozen image side runs as CUDA graphs, one per photo count rounded up to a
+  // multiple of 4 (padded photos repeat the first): a ViT-g on the few photos of one rank's batch
+  // is bound by kernel launches when run eagerly. Then rows() returns views into a graph's output,
+  // valid until the next call: the captured training step copies them into its buffers at once.
+  void capture_image_side();
+
  private:
   Blip2Bundle& b_;
   const PhotoMap& photos_;
@@ -50,6 +56,10 @@ class ImageFeatures {
   bool image_side_frozen_, augment_;
   uint64_t seed_;
   std::map<std::string, torch::Tensor> cache_;  // photo path -> Q-Former output [Q, H]
+  struct ImageSideGraph;
+  torch::Tensor image_side(const torch::Tensor& pixels);  // [P,3,H,W] on the device -> [P, Q, H]
+  bool graphs_ = false;
+  std::map<int64_t, std::shared_ptr<ImageSideGraph>> image_graphs_;  // padded photo count -> its graph
 };
 
 }  // namespace tailor

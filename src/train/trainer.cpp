@@ -270,10 +270,11 @@ void start_ranks(TrainRun& r) {
 }
 
 // The optimizer step: captured or eager (r.plan). The captured step's buffers hold the most pairs a
-// rank gets of one batch.
+// rank gets of one batch; without the cache, the image side before it is captured too.
 std::unique_ptr<OptimizerStep> make_step(TrainRun& r, ImageFeatures& features) {
   StepContext sc{r.b, *r.opt, features, r.ranks, r.dev, r.o.max_grad_norm, r.trainable.params};
   const int64_t rows = (r.o.batch_size + r.ranks.size() - 1) / r.ranks.size();
+  if (r.plan.graphs && !r.use_cache) features.capture_image_side();  // the image side of each batch too
   std::unique_ptr<OptimizerStep> step =
       r.plan.captured ? make_captured_step(sc, r.data.pairs, rows, r.plan.graphs) : make_eager_step(sc);
   if (r.ranks.main()) std::printf("%s", r.ranks.start_line().c_str());

@@ -46,10 +46,9 @@ PY
   XL_MODEL_ONLY=1 python3 tools/gpu/xl_reference.py > /dev/null || exit 1
   # SCALE_NPROC, SCALE_CACHE, SCALE_BATCH, SCALE_STEPS; SCALE_EPOCH=1: whole epochs; SCALE_PER_GPU=1.
   extra=(); [ "${SCALE_EPOCH:-0}" = 1 ] && extra+=(--epoch); [ "${SCALE_PER_GPU:-0}" = 1 ] && extra+=(--per-gpu-batch)
-  KEEP=/tmp/train_bench bash bench/train_bench.sh --model /tmp/xl --data $DATA --device cuda --nproc "${SCALE_NPROC:-1 2}" \
+  TAILOR=$T KEEP=/tmp/train_bench bash bench/train_bench.sh --model /tmp/xl --data $DATA --device cuda --nproc "${SCALE_NPROC:-1 2}" \
     --cache "${SCALE_CACHE:-on}" --batch "${SCALE_BATCH:-64}" --steps "${SCALE_STEPS:-60}" "${extra[@]}" | tee -a $OUT/train_bench.md
-  mkdir -p $OUT/logs && for f in /tmp/train_bench/*.log /tmp/train_bench/*/train_log.jsonl; do
-    [ -f "$f" ] && cp "$f" "$OUT/logs/$(echo "$f" | sed 's|/tmp/train_bench/||; s|/|_|g')"; done
+  (cd /tmp/train_bench && tar czf "$OUT/train_logs_$(date +%H%M%S).tgz" *.log */train_log.jsonl)
   exit 0
 fi
 if [ "$STAGE" = choice ]; then
