@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <unordered_map>
 
 #include "infer/batch.h"
 #include "infer/cuda_graph.h"
@@ -113,10 +114,14 @@ class CapturedStep : public OptimizerStep {
   CapturedStep(const StepContext& c, const std::vector<VqaPair>& pairs, int64_t rows, bool graphs)
       : c_(c), graphs_(graphs) {
     Blip2Bundle& b = c_.bundle;
+    // Every pair tokenized once (prompt_batch's and label_batch's ids), not at each step.
     int64_t T = 1, L = 1;
     for (const VqaPair& p : pairs) {
-      T = std::max<int64_t>(T, static_cast<int64_t>(b.model->with_image_tokens(b.tokenizer->encode(p.prompt, true)).size()));
-      L = std::max<int64_t>(L, static_cast<int64_t>(b.tokenizer->encode(p.answer, true).size()));
+      Tokens& t = tokens_[&p];
+      t.prompt = b.model->with_image_tokens(b.tokenizer->encode(p.prompt, true));
+      t.answer = b.tokenizer->encode(p.answer, true);
+      T = std::max<int64_t>(T, static_cast<int64_t>(t.prompt.size()));
+      L = std::max<int64_t>(L, static_cast<int64_t>(t.answer.size()));
     }
     const int64_t B = rows;
     // The Q-Former output's shape and type, from one photo.
@@ -178,16 +183,20 @@ class CapturedStep : public OptimizerStep {
     const int64_t B = fixed_.ids.size(0), T = fixed_.ids.size(1), L = fixed_.labels.size(1);
     const int64_t rows = static_cast<int64_t>(batch.size());
     if (rows > B) throw Error("captured step: " + std::to_string(rows) + " rows > its " + std::to_string(B));
-    std::vector<std::string> prompts, answers;
-    for (int64_t r = 0; r < B; ++r) prompts.push_back(batch[r < rows ? r : 0]->prompt);
-    for (int64_t r = 0; r < rows; ++r) answers.push_back(batch[r]->answer);
-    TokenBatch tb = prompt_batch(*b.tokenizer, prompts, b.cfg);
-    Tensor labels = label_batch(*b.tokenizer, answers);
     Tensor ids = torch::full({B, T}, b.cfg.text.pad_token_id, torch::kLong), mask = torch::zeros({B, T}, torch::kLong);
     Tensor lab = torch::full({B, L}, -100, torch::kLong);
-    ids.narrow(1, 0, tb.ids.size(1)).copy_(tb.ids);
-    mask.narrow(1, 0, tb.mask.size(1)).copy_(tb.mask);
-    lab.narrow(0, 0, rows).narrow(1, 0, labels.size(1)).copy_(labels);
+    int64_t* id = ids.data_ptr<int64_t>();
+    int64_t* mk = mask.data_ptr<int64_t>();
+    int64_t* lb = lab.data_ptr<int64_t>();
+    for (int64_t r = 0; r < B; ++r) {
+      const Tokens& t = tokens_.at(batch[r < rows ? r : 0]);
+      for (size_t i = 0; i < t.prompt.size(); ++i) {
+        id[r * T + static_cast<int64_t>(i)] = t.prompt[i];
+        mk[r * T + static_cast<int64_t>(i)] = 1;
+      }
+      if (r < rows)
+        for (size_t i = 0; i < t.answer.size(); ++i) lb[r * L + static_cast<int64_t>(i)] = t.answer[i];
+    }
     torch::NoGradGuard ng;
     Tensor q = c_.features.rows(batch, epoch);  // the cache's rows, or the frozen image side's output
     fixed_.q.narrow(0, 0, rows).copy_(q);
@@ -198,6 +207,10 @@ class CapturedStep : public OptimizerStep {
     fixed_.labels.copy_(lab);
   }
 
+  struct Tokens {
+    std::vector<int64_t> prompt, answer;  // with eos; the prompt with its image tokens in front
+  };
+  std::unordered_map<const VqaPair*, Tokens> tokens_;
   StepContext c_;
   bool graphs_;
   LmBatch fixed_;                       // the buffers the graphs read

@@ -373,8 +373,10 @@ void train_loop(TrainRun& r, OptimizerStep& step) {
       r.res.step_losses.push_back(step_loss);
       double elapsed = seconds_since(t0);
       r.res.samples_per_second = elapsed > 0 ? samples / elapsed : 0;
+      // One line per step, made durable with each checkpoint (an fsync per step would wait on the disk
+      // between GPU steps); a run stopped between checkpoints redoes those steps and their lines.
       if (r.ranks.main())
-        append_line_durable(r.log_path, json({{"step", r.st.step}, {"epoch", r.st.epoch + 1}, {"loss", step_loss},
+        append_line(r.log_path, json({{"step", r.st.step}, {"epoch", r.st.epoch + 1}, {"loss", step_loss},
                                               {"lr", lr}, {"samples", sb.samples}, {"step_seconds", step_s},
                                               {"samples_per_second", r.res.samples_per_second}})
                                             .dump());
@@ -392,6 +394,7 @@ void train_loop(TrainRun& r, OptimizerStep& step) {
       if (r.ranks.main() && ((o.checkpoint_every > 0 && r.st.step % o.checkpoint_every == 0) ||
                              (o.checkpoint_every == 0 && epoch_end))) {
         auto c0 = std::chrono::steady_clock::now();
+        sync_file(r.log_path);  // the log's lines up to this step are durable before the checkpoint says so
         save_checkpoint(o.out_dir, r.st, r.fingerprint, r.trainable.named, *r.opt, r.dev);
         r.res.times.checkpoints += seconds_since(c0);
       }
@@ -408,6 +411,7 @@ void train_loop(TrainRun& r, OptimizerStep& step) {
 void write_outputs(TrainRun& r) {
   const TrainOptions& o = r.o;
   auto& m = r.b.model;
+  sync_file(r.log_path);
   save_checkpoint(o.out_dir, r.st, r.fingerprint, r.trainable.named, *r.opt, r.dev);
   r.b.task.attributes.clear();
   r.b.task.values.clear();

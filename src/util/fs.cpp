@@ -100,18 +100,37 @@ void write_file_atomic(const std::string& path, const std::string& data) {
   write_file_atomic(path, data.data(), data.size());
 }
 
-void append_line_durable(const std::string& path, const std::string& line) {
+namespace {
+
+void append_whole_line(const std::string& path, const std::string& line, bool durable) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) throw Error("cannot open " + path + " for appending: " + errno_text());
   std::string buf = line + "\n";
   try {
     write_all(fd, buf.data(), buf.size(), path);
-    ::fdatasync(fd);
+    if (durable) ::fdatasync(fd);
   } catch (...) {
     ::close(fd);
     throw;
   }
   ::close(fd);
+}
+
+}  // namespace
+
+void append_line_durable(const std::string& path, const std::string& line) { append_whole_line(path, line, true); }
+
+void append_line(const std::string& path, const std::string& line) { append_whole_line(path, line, false); }
+
+void sync_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return;  // nothing written yet
+    throw Error("cannot open " + path + " to sync it: " + errno_text());
+  }
+  int rc = ::fdatasync(fd);
+  ::close(fd);
+  if (rc != 0) throw Error("cannot fsync " + path + ": " + errno_text());
 }
 
 std::vector<std::string> own_command_line() {

@@ -24,6 +24,10 @@ struct ByteSpan { const void* data; size_t size; };
 void write_file_atomic_parts(const std::string& path, const std::vector<ByteSpan>& parts);
 // Appends one whole line (adds '\n') with a single write(2) and fsyncs; used for resumable JSONL.
 void append_line_durable(const std::string& path, const std::string& line);
+// The same without the fsync: the line survives the process being killed, not the machine losing
+// power; sync_file later makes every line so far durable (the trainer's log, at each checkpoint).
+void append_line(const std::string& path, const std::string& line);
+void sync_file(const std::string& path);
 std::string join_path(const std::string& a, const std::string& b);
 // This process's argv, read from /proc/self/cmdline (for re-executing or spawning itself).
 std::vector<std::string> own_command_line();
