@@ -368,26 +368,31 @@ TEST_F(DistributedTrain, RanksWithDifferentOptionsStopWithAnError) {
   EXPECT_FALSE(fs::exists(dir_ + "/mismatch/train_log.jsonl"));
 }
 
+// With either step: the eager one's bucketed all-reduces and the captured one's all-reduce inside it.
 TEST_F(DistributedTrain, KilledRankEndsEveryRankWithinTheTimeout) {
   const int timeout_s = 20;  // train_args' --dist-timeout
-  std::vector<std::string> args = train_args("killed", {"--batch-size", "4"}, "500");
-  int port = free_local_port();
-  std::vector<pid_t> pids;
-  for (int r = 0; r < 3; ++r) pids.push_back(spawn_rank(args, r, 3, port, dir_ + "/killed_rank" + std::to_string(r) + ".log"));
-  ASSERT_TRUE(wait_for_file(dir_ + "/killed/train_log.jsonl", pids)) << read_text(dir_ + "/killed_rank0.log");
-  ::kill(pids[1], SIGKILL);
-  auto killed_at = std::chrono::steady_clock::now();
-  int s0 = wait_exit(pids[0]), s2 = wait_exit(pids[2]);
-  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
-  wait_exit(pids[1]);
-  EXPECT_EQ(s0, 1);
-  EXPECT_EQ(s2, 1);
-  EXPECT_LT(took, timeout_s + 5.0);
-  std::printf("    ranks 0 and 2 ended %.2f s after rank 1 was killed\n", took);
-  for (int r : {0, 2}) {
-    std::string out = read_text(dir_ + "/killed_rank" + std::to_string(r) + ".log");
-    EXPECT_NE(out.find("tailor: error: distributed: rank " + std::to_string(r) + " of 3:"), std::string::npos) << out;
-    EXPECT_NE(out.find("failed"), std::string::npos) << out;
+  for (std::string step : {"off", "on"}) {
+    SCOPED_TRACE("--cuda-graph " + step);
+    std::string name = "killed_" + step;
+    std::vector<std::string> args = train_args(name, {"--batch-size", "4", "--cuda-graph", step}, "500");
+    int port = free_local_port();
+    std::vector<pid_t> pids;
+    for (int r = 0; r < 3; ++r) pids.push_back(spawn_rank(args, r, 3, port, dir_ + "/" + name + "_rank" + std::to_string(r) + ".log"));
+    ASSERT_TRUE(wait_for_file(dir_ + "/" + name + "/train_log.jsonl", pids)) << read_text(dir_ + "/" + name + "_rank0.log");
+    ::kill(pids[1], SIGKILL);
+    auto killed_at = std::chrono::steady_clock::now();
+    int s0 = wait_exit(pids[0]), s2 = wait_exit(pids[2]);
+    double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+    wait_exit(pids[1]);
+    EXPECT_EQ(s0, 1);
+    EXPECT_EQ(s2, 1);
+    EXPECT_LT(took, timeout_s + 5.0);
+    std::printf("    --cuda-graph %s: ranks 0 and 2 ended %.2f s after rank 1 was killed\n", step.c_str(), took);
+    for (int r : {0, 2}) {
+      std::string out = read_text(dir_ + "/" + name + "_rank" + std::to_string(r) + ".log");
+      EXPECT_NE(out.find("tailor: error: distributed: rank " + std::to_string(r) + " of 3:"), std::string::npos) << out;
+      EXPECT_NE(out.find("failed"), std::string::npos) << out;
+    }
   }
 }
 
