@@ -282,9 +282,9 @@ std::unique_ptr<OptimizerStep> make_step(TrainRun& r, ImageFeatures& features) {
 }
 
 // Validation at an epoch's end: a collective (every rank answers its part of the pairs and gets the
-// whole report); rank 0 logs it.
-// On a GPU the answers go through CUDA graphs (infer/static_generate.h), kept from one epoch to the
-// next: they hold the weights' addresses, which stay (the optimizer updates its flat buffers in place).
+// whole report); rank 0 logs it. On a GPU the answers go through CUDA graphs (infer/static_generate.h),
+// kept from one epoch to the next: they hold the weights' addresses, which stay (the optimizer updates
+// its flat buffers in place).
 void evaluate_epoch(TrainRun& r, int64_t epoch) {
   if (r.data.val.empty() || !r.o.eval_each_epoch) return;
   auto t0 = std::chrono::steady_clock::now();
@@ -376,10 +376,10 @@ void train_loop(TrainRun& r, OptimizerStep& step) {
       // One line per step, made durable with each checkpoint (an fsync per step would wait on the disk
       // between GPU steps); a run stopped between checkpoints redoes those steps and their lines.
       if (r.ranks.main())
-        append_line(r.log_path, json({{"step", r.st.step}, {"epoch", r.st.epoch + 1}, {"loss", step_loss},
-                                              {"lr", lr}, {"samples", sb.samples}, {"step_seconds", step_s},
-                                              {"samples_per_second", r.res.samples_per_second}})
-                                            .dump());
+        append_line(r.log_path, json({{"step", r.st.step}, {"epoch", r.st.epoch + 1}, {"loss", step_loss}, {"lr", lr},
+                                      {"samples", sb.samples}, {"step_seconds", step_s},
+                                      {"samples_per_second", r.res.samples_per_second}})
+                                    .dump());
       if (bar) {
         char extra[96];
         std::snprintf(extra, sizeof extra, "loss %.4f  %.1f samples/s", step_loss, r.res.samples_per_second);
