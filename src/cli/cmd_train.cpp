@@ -1,4 +1,11 @@
 #include "app/train_run.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "app/training_job.h"
+#include "util/error.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
 
@@ -7,9 +14,10 @@ namespace tailor::cli {
 void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "LoRA fine-tuning (default) or full training on prepared pairs");
   auto o = std::make_shared<TrainOptions>();
-  cmd->add_option("--model", o->model_dir, "Model directory (HF layout)")->required();
-  cmd->add_option("--data", o->data_dir, "Directory written by `tailor prepare`")->required();
-  cmd->add_option("--out", o->out_dir, "Output directory (model/, adapter/, checkpoint/, train_log.jsonl)")->required();
+  // Required (the trainer says so), except in a SageMaker training job, where the job gives them.
+  cmd->add_option("--model", o->model_dir, "Model directory (HF layout)");
+  cmd->add_option("--data", o->data_dir, "Directory written by `tailor prepare`");
+  cmd->add_option("--out", o->out_dir, "Output directory (model/, adapter/, checkpoint/, train_log.jsonl)");
   cmd->add_option("--extra-pairs", o->extra_pairs,
                   "More training pairs in prepare's format (e.g. `tailor review --export`'s corrections.jsonl); "
                   "one for a product and attribute already in --data replaces it");
@@ -48,9 +56,36 @@ void add_train(CLI::App& app) {
                   "wherever valid (a frozen image side); on: always (an error where invalid; on the CPU the padded "
                   "step runs eagerly); off: the eager step")
       ->capture_default_str();
+  cmd->add_flag("--log-lines", o->log_lines,
+                "One line per step and epoch (\"Loss: ...\", \"Epoch Loss: ...\") instead of the progress bar, for "
+                "log-based metrics");
   auto dist = std::make_shared<DistributedOptions>();
   add_distributed_flags(cmd, *dist);
   cmd->callback([o, dist] { run_training(*o, *dist); });
+}
+
+int run_training_job(CLI::App& app) {
+  const bool rank_of_job = std::getenv("WORLD_SIZE") != nullptr;  // --nproc's ranks: the launcher finishes the job
+  try {
+    TrainingJob job = open_training_job();
+    std::vector<std::string> args = {"train"};
+    args.insert(args.end(), job.train_args.begin(), job.train_args.end());
+    std::reverse(args.begin(), args.end());  // CLI11 takes a vector back to front
+    app.parse(args);
+    if (!rank_of_job) finish_training_job(job);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    if (!rank_of_job) write_job_failure(std::string("hyperparameters: ") + e.what());
+    return app.exit(e);
+  } catch (const Error& e) {
+    if (!rank_of_job) write_job_failure(e.what());
+    std::fprintf(stderr, "tailor: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    if (!rank_of_job) write_job_failure(std::string("internal error: ") + e.what());
+    std::fprintf(stderr, "tailor: internal error: %s\n", e.what());
+    return 2;
+  }
 }
 
 }  // namespace tailor::cli

@@ -232,7 +232,7 @@ void run_pretraining(TrainRun& r) {
   if (main && file_exists(r.log_path)) fs::remove(r.log_path);
   PretrainOptions po = o.pretrain;
   po.seed = o.seed;
-  po.progress = o.progress && main;
+  po.progress = o.progress && !o.log_lines && main;
   pretrain_image_side(r.b.model, r.b.image_cfg, r.data.pairs, r.data.val, r.data.images, po, r.dev, [&](const PretrainEpoch& e) {
     if (!main) return;
     json line = {{"stage", "pretrain"}, {"epoch", e.epoch}, {"loss", e.loss}};
@@ -299,8 +299,9 @@ void evaluate_epoch(TrainRun& r, int64_t epoch) {
   json line = {{"step", r.st.step}, {"epoch", epoch + 1}, {"eval_accuracy", r.res.final_eval.accuracy}};
   for (const auto& a : r.res.final_eval.attributes) line["accuracy"][a.attribute] = a.accuracy;
   append_line_durable(r.log_path, line.dump());
-  if (r.o.progress)
-    std::fprintf(stderr, "\nepoch %lld: validation accuracy %.3f\n", (long long)epoch + 1, r.res.final_eval.accuracy);
+  if (r.o.progress || r.o.log_lines)
+    std::fprintf(r.o.log_lines ? stdout : stderr, "%sepoch %lld: validation accuracy %.3f\n", r.o.log_lines ? "" : "\n",
+                 (long long)epoch + 1, r.res.final_eval.accuracy);
 }
 
 // One step's batches: this rank's part of each of the step's global batches (step_batches), the
@@ -339,7 +340,9 @@ void train_loop(TrainRun& r, OptimizerStep& step) {
   const TrainOptions& o = r.o;
   const int64_t n = static_cast<int64_t>(r.data.pairs.size());
   std::unique_ptr<Progress> bar;
-  if (o.progress && r.ranks.main()) bar = std::make_unique<Progress>("train", r.total_steps, "steps");
+  if (o.progress && !o.log_lines && r.ranks.main()) bar = std::make_unique<Progress>("train", r.total_steps, "steps");
+  double epoch_loss = 0;
+  int64_t epoch_steps = 0;
   if (bar) bar->add(r.st.step);
   auto t0 = std::chrono::steady_clock::now();
   int64_t samples = 0;
@@ -386,7 +389,17 @@ void train_loop(TrainRun& r, OptimizerStep& step) {
         bar->add(1, extra);
       }
       bool epoch_end = r.st.pos >= n;
+      epoch_loss += step_loss;
+      epoch_steps++;
+      if (o.log_lines && r.ranks.main()) {
+        std::printf("step %lld/%lld Loss: %.6f lr: %.3g samples/s: %.1f\n", (long long)r.st.step, (long long)r.total_steps,
+                    step_loss, lr, r.res.samples_per_second);
+        if (epoch_end) std::printf("epoch %lld Epoch Loss: %.6f\n", (long long)r.st.epoch + 1, epoch_loss / epoch_steps);
+        std::fflush(stdout);
+      }
       if (epoch_end) {
+        epoch_loss = 0;
+        epoch_steps = 0;
         evaluate_epoch(r, r.st.epoch);
         r.st.epoch++;
         r.st.pos = 0;
@@ -455,7 +468,7 @@ TrainResult train_model(const TrainOptions& o) {
   start_ranks(r);
   ImageFeatures features(r.b, r.data.images, dev, r.trainable.image_side_frozen, o.augment, o.seed);
   t = std::chrono::steady_clock::now();
-  if (r.use_cache) features.compute_cache(ranks, o.progress && ranks.main());
+  if (r.use_cache) features.compute_cache(ranks, o.progress && !o.log_lines && ranks.main());
   r.res.times.features = seconds_since(t);
   std::unique_ptr<OptimizerStep> step = make_step(r, features);
   train_loop(r, *step);

@@ -46,6 +46,9 @@ struct TrainOptions {
   std::string device = "cpu";
   std::string dtype = "auto";         // frozen weights' dtype; trained weights stay float32
   bool progress = true;
+  // One line per step ("step 12/215 Loss: 2.9511 ...") and per epoch ("epoch 1 Epoch Loss: ...") on
+  // stdout, for log-based metrics (SageMaker's metric definitions); the progress bar stays off.
+  bool log_lines = false;
   // The optimizer step at fixed shapes (each batch padded to its most rows, the data's longest
   // prompt and answer), captured once as CUDA graphs and replayed: no per-operation dispatch
   // (train/step.h). auto: wherever valid (a GPU, a frozen image side); on: always (on the CPU its
