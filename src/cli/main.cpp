@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   tailor::cli::add_serve(app);
   tailor::cli::add_describe(app);
   tailor::cli::add_review(app);
+  tailor::cli::add_package(app);
   // SageMaker starts a training job as `docker run IMAGE train`: no flags, the job's files say it all.
   if (argc == 2 && std::strcmp(argv[1], "train") == 0 && tailor::training_job_present())
     return tailor::cli::run_training_job(app);
