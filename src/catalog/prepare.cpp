@@ -41,15 +41,14 @@ struct ProductResult {
   std::vector<size_t> na;                                   // attribute indices without a value
 };
 
-static ProductResult read_product(const StylesRow& row, const std::string& catalog,
-                                  const std::set<std::string>& types, const std::vector<AttributeSpec>& attrs) {
+static ProductResult read_product(const CatalogReader& reader, const CatalogRow& row) {
   ProductResult r;
   auto skip = [&](const char* reason, const std::string& file, const std::string& detail) {
     r.kind = ProductResult::kSkipped;
     r.skip = {reason, file, detail};
     return r;
   };
-  CatalogProduct cp = read_catalog_product(catalog, row, types, attrs);
+  CatalogProduct cp = reader.product(row);
   r.warnings = cp.warnings;
   if (!cp.problem.empty()) {
     r.kind = ProductResult::kSkipped;
@@ -68,8 +67,14 @@ static ProductResult read_product(const StylesRow& row, const std::string& catal
   }
 
   // The image: decoded in full so that no bad image reaches training.
-  std::string img_path = catalog_image_path(catalog, row.id);
-  if (!file_exists(img_path)) return skip(kSkipMissingImage, img_path, "no such file (nor " + row.id + ".png)");
+  if (cp.images.empty()) return skip(kSkipMissingImage, row.where, "the row names no image");
+  std::string img_path = first_existing_image(cp.images);
+  if (!file_exists(img_path)) {
+    std::string also;
+    for (size_t k = 1; k < cp.images.size(); ++k)
+      also += (also.empty() ? " (nor " : ", ") + std::filesystem::path(cp.images[k]).filename().string();
+    return skip(kSkipMissingImage, img_path, "no such file" + (also.empty() ? "" : also + ")"));
+  }
   try {
     std::vector<uint8_t> bytes = read_file_bytes(img_path);
     ImageRGB img = decode_image(bytes);
@@ -84,31 +89,11 @@ static ProductResult read_product(const StylesRow& row, const std::string& catal
   return r;
 }
 
-// Every product of the CSV read (JSON, attributes, image). Products are independent, so a few
-// threads take them from a shared counter; results land in their catalog slot (output order =
-// catalog order).
-static std::vector<ProductResult> read_products(const StylesCsv& csv, const std::string& catalog,
-                                                const PrepareOptions& opt) {
-  std::set<std::string> types(opt.article_types.begin(), opt.article_types.end());
-  std::vector<ProductResult> results(csv.rows.size());
-  bool quiet = Progress::quiet;
-  if (!opt.progress) Progress::quiet = true;
-  Progress progress("prepare", static_cast<int64_t>(csv.rows.size()), "products");
-  parallel_for(static_cast<int64_t>(csv.rows.size()), worker_count(opt.threads), [&](int64_t i) {
-    try {
-      results[i] = read_product(csv.rows[i], catalog, types, opt.attributes);
-    } catch (const std::exception& e) {
-      // Anything unforeseen (e.g. out of memory on one file) still names the product.
-      results[i].kind = ProductResult::kSkipped;
-      results[i].skip = {kSkipInvalidJson, join_path(join_path(catalog, "styles"), csv.rows[i].id + ".json"),
-                         std::string("unexpected error: ") + e.what()};
-    }
-    progress.add(1);
-  });
-  progress.finish();
-  Progress::quiet = quiet;
-  return results;
-}
+// A product that gives pairs, kept until the split (the only per-product memory of a run).
+struct ProductPairs {
+  std::string id, image;
+  std::vector<std::pair<size_t, std::string>> values;
+};
 
 // ---- writing --------------------------------------------------------------------------------
 
@@ -137,6 +122,7 @@ static ojson manifest_json(const PrepareOptions& opt, const std::string& catalog
   ojson m;
   m["created_by"] = "tailor prepare";
   m["catalog"] = catalog;
+  m["format"] = sum.catalog_format;
   ojson o;
   o["article_types"] = opt.article_types;  // [] = all
   o["attributes"] = ojson::array();
@@ -175,35 +161,33 @@ static ojson manifest_json(const PrepareOptions& opt, const std::string& catalog
 }
 
 // Split by product: order by a seeded hash of the id, the first round(f * n) are val.
-static std::vector<bool> val_products(const StylesCsv& csv, const std::vector<size_t>& with_pairs,
-                                      const PrepareOptions& opt) {
+static std::vector<bool> val_products(const std::vector<ProductPairs>& products, const PrepareOptions& opt) {
   std::vector<std::pair<uint64_t, size_t>> order;
-  for (size_t i : with_pairs) order.push_back({splitmix64_mix(opt.seed ^ fnv1a64(csv.rows[i].id)), i});
+  for (size_t i = 0; i < products.size(); ++i) order.push_back({splitmix64_mix(opt.seed ^ fnv1a64(products[i].id)), i});
   std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
     if (a.first != b.first) return a.first < b.first;
-    return csv.rows[a.second].id < csv.rows[b.second].id;
+    return products[a.second].id < products[b.second].id;
   });
   size_t n_val = static_cast<size_t>(std::llround(opt.val_fraction * static_cast<double>(order.size())));
-  std::vector<bool> is_val(csv.rows.size(), false);
+  std::vector<bool> is_val(products.size(), false);
   for (size_t k = 0; k < n_val && k < order.size(); ++k) is_val[order[k].second] = true;
   return is_val;
 }
 
 // The pairs of the products that have values, as train/val JSONL and CSV text, counted in sum.
-static void write_pairs(const StylesCsv& csv, const std::vector<ProductResult>& results,
-                        const std::vector<size_t>& with_pairs, const PrepareOptions& opt, PrepareSummary& sum) {
-  std::vector<bool> is_val = val_products(csv, with_pairs, opt);
+static void write_pairs(const std::vector<ProductPairs>& products, const PrepareOptions& opt, PrepareSummary& sum) {
+  std::vector<bool> is_val = val_products(products, opt);
   std::string train_jsonl, val_jsonl;
   std::string header_csv = "id,Question,Answer\n";
   std::string train_csv = header_csv, val_csv = header_csv;
-  for (size_t i : with_pairs) {
-    const ProductResult& r = results[i];
+  for (size_t i = 0; i < products.size(); ++i) {
+    const ProductPairs& r = products[i];
     bool val = is_val[i];
     (val ? sum.products_val : sum.products_train)++;
     for (const auto& [a, value] : r.values) {
       const AttributeSpec& spec = opt.attributes[a];
       VqaPair p;
-      p.id = csv.rows[i].id;
+      p.id = r.id;
       p.image = r.image;
       p.attribute = spec.name;
       p.question = spec.question;
@@ -226,9 +210,73 @@ static void write_pairs(const StylesCsv& csv, const std::vector<ProductResult>& 
                  out("manifest.json")};
 }
 
+// What one row turned into, counted into the summary in catalog order.
+static void count_product(const CatalogRow& row, ProductResult&& r, const PrepareOptions& opt, PrepareSummary& sum,
+                          std::vector<ProductPairs>& with_pairs) {
+  for (auto& w : r.warnings) sum.warnings.push_back(std::move(w));
+  if (r.kind == ProductResult::kSkipped) sum.skipped.push_back(r.skip);
+  if (r.kind == ProductResult::kOtherType) ++sum.products_other_type;
+  if (r.kind != ProductResult::kUsable) return;
+  ++sum.products_selected;
+  for (size_t a : r.na) sum.na_values[opt.attributes[a].name]++;
+  if (r.values.empty()) {
+    ++sum.products_without_pairs;
+    sum.ids_without_pairs.push_back(row.id);
+  } else {
+    with_pairs.push_back({row.id, std::move(r.image), std::move(r.values)});
+  }
+}
+
+// Every row of the catalog, streamed: a chunk of rows is read, its products resolved by a few
+// threads (JSON, image decoding), then counted in catalog order; memory holds one chunk plus the
+// products that give pairs.
+static std::vector<ProductPairs> read_products(CatalogReader& reader, const PrepareOptions& opt,
+                                               PrepareSummary& sum) {
+  const size_t kChunk = 4096;
+  std::vector<ProductPairs> with_pairs;
+  bool quiet = Progress::quiet;
+  if (!opt.progress) Progress::quiet = true;
+  std::error_code ec;
+  int64_t table_bytes = static_cast<int64_t>(std::filesystem::file_size(reader.path(), ec));
+  if (ec) table_bytes = 0;
+  Progress progress("prepare", table_bytes, "bytes");
+  int64_t bytes_shown = 0;
+  const int workers = worker_count(opt.threads);
+  std::vector<CatalogRow> rows(kChunk);
+  std::vector<ProductResult> results(kChunk);
+  while (true) {
+    size_t n = 0;
+    while (n < kChunk && reader.next(&rows[n])) ++n;
+    if (n == 0) break;
+    parallel_for(static_cast<int64_t>(n), workers, [&](int64_t i) {
+      results[i] = ProductResult();
+      if (!rows[i].bad_reason.empty()) {
+        results[i].kind = ProductResult::kSkipped;
+        results[i].skip = {rows[i].bad_reason, rows[i].where, rows[i].bad_detail};
+        return;
+      }
+      try {
+        results[i] = read_product(reader, rows[i]);
+      } catch (const std::exception& e) {
+        // Anything unforeseen (e.g. out of memory on one file) still names the product.
+        results[i].kind = ProductResult::kSkipped;
+        results[i].skip = {kSkipInvalidJson, rows[i].where, std::string("unexpected error: ") + e.what()};
+      }
+    });
+    for (size_t i = 0; i < n; ++i) count_product(rows[i], std::move(results[i]), opt, sum, with_pairs);
+    progress.add(reader.bytes_read() - bytes_shown, std::to_string(reader.rows()) + " rows");
+    bytes_shown = reader.bytes_read();
+  }
+  progress.finish();
+  Progress::quiet = quiet;
+  sum.csv_rows = reader.rows();
+  for (const auto& s : sum.skipped) sum.skipped_by_reason[s.reason]++;
+  return with_pairs;
+}
+
 PrepareSummary prepare_catalog(const PrepareOptions& opt) {
   auto t0 = std::chrono::steady_clock::now();
-  if (opt.catalog_dir.empty()) throw Error("prepare: no catalog directory given");
+  if (opt.catalog_dir.empty()) throw Error("prepare: no catalog given");
   if (opt.out_dir.empty()) throw Error("prepare: no output directory given");
   if (!(opt.val_fraction >= 0.0 && opt.val_fraction <= 1.0))
     throw Error("prepare: --val-fraction must be in [0, 1], got " + std::to_string(opt.val_fraction));
@@ -240,48 +288,26 @@ PrepareSummary prepare_catalog(const PrepareOptions& opt) {
   std::error_code ec;
   std::string catalog = std::filesystem::weakly_canonical(std::filesystem::absolute(opt.catalog_dir), ec).string();
   if (ec) catalog = std::filesystem::absolute(opt.catalog_dir).string();
-  StylesCsv csv;
+  CatalogSource source;
+  source.location = catalog;
+  source.format = opt.catalog_format;
+  source.columns = opt.columns;
+  CatalogQueryAttributes query;
+  query.attributes = opt.attributes;
+  query.article_types = std::set<std::string>(opt.article_types.begin(), opt.article_types.end());
+  std::unique_ptr<CatalogReader> reader;
   try {
-    csv = read_styles_csv(catalog);
+    reader = open_catalog(source, query);
   } catch (const Error& e) {
     throw Error(std::string("prepare: ") + e.what());
   }
 
   PrepareSummary sum;
   sum.catalog_dir = catalog;
+  sum.catalog_format = reader->format();
   sum.out_dir = opt.out_dir;
-  sum.csv_rows = csv.data_rows;
-  std::vector<ProductResult> results = read_products(csv, catalog, opt);
-
-  // Skipped items in catalog (line) order: CSV rows and products interleaved.
-  size_t c = 0;
-  for (size_t i = 0; i <= csv.rows.size(); ++i) {
-    int64_t line = i < csv.rows.size() ? csv.rows[i].line_no : INT64_MAX;
-    while (c < csv.bad.size() && csv.bad[c].line_no < line) {
-      sum.skipped.push_back({kSkipMalformedCsvRow, csv.bad[c].where, csv.bad[c].detail});
-      ++c;
-    }
-    if (i < csv.rows.size() && results[i].kind == ProductResult::kSkipped) sum.skipped.push_back(results[i].skip);
-  }
-  for (const auto& s : sum.skipped) sum.skipped_by_reason[s.reason]++;
-
-  std::vector<size_t> with_pairs;
-  for (size_t i = 0; i < csv.rows.size(); ++i) {
-    const ProductResult& r = results[i];
-    for (const auto& w : r.warnings) sum.warnings.push_back(w);
-    if (r.kind == ProductResult::kOtherType) ++sum.products_other_type;
-    if (r.kind != ProductResult::kUsable) continue;
-    ++sum.products_selected;
-    for (size_t a : r.na) sum.na_values[opt.attributes[a].name]++;
-    if (r.values.empty()) {
-      ++sum.products_without_pairs;
-      sum.ids_without_pairs.push_back(csv.rows[i].id);
-    } else {
-      with_pairs.push_back(i);
-    }
-  }
-
-  write_pairs(csv, results, with_pairs, opt, sum);
+  std::vector<ProductPairs> with_pairs = read_products(*reader, opt, sum);
+  write_pairs(with_pairs, opt, sum);
   write_file_atomic(join_path(opt.out_dir, "manifest.json"),
                     manifest_json(opt, catalog, sum).dump(2, ' ', false, ojson::error_handler_t::replace) + "\n");
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -294,7 +320,7 @@ std::string format_prepare_summary(const PrepareSummary& s, size_t max_listed) {
   std::snprintf(b, sizeof b, "prepare: %s -> %s in %.2f s\n", s.catalog_dir.c_str(), s.out_dir.c_str(), s.seconds);
   o += b;
   std::snprintf(b, sizeof b,
-                "  products: %lld rows in styles.csv, %lld of the selected types, %lld of other types, %lld skipped, "
+                "  products: %lld rows, %lld of the selected types, %lld of other types, %lld skipped, "
                 "%lld without any value\n",
                 (long long)s.csv_rows, (long long)s.products_selected, (long long)s.products_other_type,
                 (long long)s.skipped.size(), (long long)s.products_without_pairs);

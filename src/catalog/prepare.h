@@ -1,9 +1,10 @@
-// tailor prepare: a Kaggle-layout catalog (styles.csv, styles/<id>.json, images/<id>.jpg) becomes
-// visual question/answer pairs, split by product into train and val.
+// tailor prepare: a catalog (any source of catalog/catalog_reader.h: the Kaggle layout, a product
+// table, an imagefolder, the original system's vqa files) becomes visual question/answer pairs,
+// split by product into train and val. The catalog is streamed: memory holds the pairs, not the rows.
 //
 // The catalog is read by catalog/catalog_reader.h (which products, where each attribute comes from,
 // what counts as no value). On top of it (see docs/catalog.md for the why):
-// - Bad CSV rows are skipped as "malformed CSV row", listed with their line.
+// - Bad rows are skipped as "malformed CSV row" / "malformed row", listed with FILE:LINE.
 // - One pair per product and selected attribute; a product without a value for an attribute gives
 //   no pair for it.
 // - The image is fully decoded, whatever its name says, and a product whose image fails is skipped
@@ -26,7 +27,9 @@
 namespace tailor {
 
 struct PrepareOptions {
-  std::string catalog_dir;
+  std::string catalog_dir;     // the catalog: a directory or a table file (catalog/catalog_reader.h)
+  std::string catalog_format;  // "" = recognised from what is there
+  CatalogColumns columns;      // which table column holds what (tables only)
   std::string out_dir;
   std::vector<std::string> article_types = {"Shirts", "Tshirts"};  // empty = every article type
   std::vector<AttributeSpec> attributes = default_attributes();
@@ -44,8 +47,8 @@ struct SkippedItem {
 };
 
 struct PrepareSummary {
-  std::string catalog_dir, out_dir;
-  int64_t csv_rows = 0;              // data rows in styles.csv
+  std::string catalog_dir, catalog_format, out_dir;
+  int64_t csv_rows = 0;              // data rows of the catalog (styles.csv, the table, ...)
   int64_t products_other_type = 0;   // left out: article type not selected
   int64_t products_selected = 0;     // of a selected type, read without error
   int64_t products_without_pairs = 0;

@@ -1,12 +1,13 @@
 #include "app/prepare_run.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
 
 namespace tailor::cli {
 
 void add_prepare(CLI::App& app) {
-  auto* cmd = app.add_subcommand("prepare", "Turn a catalog (styles.csv, styles/<id>.json, images/) into VQA pairs");
+  auto* cmd = app.add_subcommand("prepare", "Turn a catalog (Kaggle layout, product table, imagefolder, vqa files) into VQA pairs");
   auto args = std::make_shared<PrepareRunOptions>();
-  cmd->add_option("--catalog", args->catalog, "Catalog directory (Kaggle Fashion Product Images layout)")->required();
+  add_catalog_flags(cmd, args->catalog, /*required=*/true);
   cmd->add_option("--out", args->out, "Output directory (train.jsonl, val.jsonl, vqa_*.csv, manifest.json)")
       ->required();
   cmd->add_option("--article-types", args->article_types, "Comma-separated article types, or \"all\"")

@@ -25,4 +25,18 @@ void add_writer_flags(CLI::App* cmd, WriterConfig& w, const std::string& kinds) 
   cmd->add_option("--api-key-env", w.api_key_env, "Environment variable holding the OpenAI-compatible key");
 }
 
+void add_catalog_flags(CLI::App* cmd, CatalogFlags& c, bool required) {
+  auto* cat = cmd->add_option("--catalog", c.catalog,
+                              "Catalog: a directory (Kaggle layout, imagefolder, vqa_*.csv) or a .csv/.tsv/.jsonl product table");
+  if (required) cat->required();
+  cmd->add_option("--format", c.format, "Catalog format: kaggle, csv, tsv, jsonl, imagefolder, vqa (default: recognised)");
+  cmd->add_option("--catalog-spec", c.spec, "Catalog spec file (JSON): format and column mapping; flags win");
+  cmd->add_option("--id-column", c.id_column, "Table column of the product id (default: id)");
+  cmd->add_option("--image-column", c.image_columns,
+                  "Table column(s) of the photo, in order of preference (default: image, image_url or file_name)")
+      ->delimiter(',');
+  cmd->add_option("--type-column", c.type_column, "Table column of the article type (default: articleType)");
+  cmd->add_option("--column", c.columns, "ATTRIBUTE=COLUMN: the table column of an attribute (repeatable)");
+}
+
 }  // namespace tailor::cli
