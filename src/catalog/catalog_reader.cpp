@@ -44,6 +44,19 @@ std::string first_existing_image(const std::vector<std::string>& candidates) {
   return candidates.empty() ? std::string() : candidates.front();
 }
 
+// The one rule for a product's value of attribute `a`, whatever the source: no value, an allowed
+// (normalised) value, or a value the task does not allow.
+static void take_value(CatalogProduct& r, const std::vector<AttributeSpec>& attributes, size_t a,
+                       const std::string& raw) {
+  if (is_missing_value(raw)) {
+    r.missing.push_back(a);
+    return;
+  }
+  std::string value = normalize_value(attributes[a], raw);
+  if (value.empty()) r.not_allowed.push_back({a, raw});
+  else r.values.push_back({a, value});
+}
+
 static bool all_digits(const std::string& s) {
   if (s.empty()) return false;
   for (char c : s)
@@ -316,6 +329,7 @@ class KaggleReader : public CatalogReader {
     }
     const auto& attributes = query_.attributes;
     for (size_t a = 0; a < attributes.size(); ++a) {
+      if (!applies_to(attributes[a], r.article_type)) continue;
       const std::string& name = attributes[a].name;
       const std::string csv_value = row.column(name);
       std::string value;
@@ -339,8 +353,7 @@ class KaggleReader : public CatalogReader {
         r.warnings.push_back(json_path + ": baseColour \"" + value + "\" differs from styles.csv \"" + csv_value +
                              "\" (the JSON is used)");
       }
-      if (is_missing_value(value)) r.missing.push_back(a);
-      else r.values.push_back({a, value});
+      take_value(r, attributes, a, value);
     }
     return r;
   }
@@ -472,10 +485,9 @@ class TableReader : public CatalogReader {
     if (!r.type_selected) return r;
     const auto& attributes = query_.attributes;
     for (size_t a = 0; a < attributes.size(); ++a) {
+      if (!applies_to(attributes[a], r.article_type)) continue;
       auto m = columns_.attributes.find(attributes[a].name);
-      std::string value = row.column(m == columns_.attributes.end() ? attributes[a].name : m->second);
-      if (is_missing_value(value)) r.missing.push_back(a);
-      else r.values.push_back({a, value});
+      take_value(r, attributes, a, row.column(m == columns_.attributes.end() ? attributes[a].name : m->second));
     }
     return r;
   }
@@ -633,11 +645,7 @@ class VqaReader : public CatalogReader {
     CatalogProduct r;
     r.images = {join_path(images_dir_, row.id + ".jpg"), join_path(images_dir_, row.id + ".png")};
     const auto& attributes = query_.attributes;
-    for (size_t a = 0; a < attributes.size(); ++a) {
-      std::string value = row.column(attributes[a].name);
-      if (is_missing_value(value)) r.missing.push_back(a);
-      else r.values.push_back({a, value});
-    }
+    for (size_t a = 0; a < attributes.size(); ++a) take_value(r, attributes, a, row.column(attributes[a].name));
     return r;
   }
 

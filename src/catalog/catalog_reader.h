@@ -10,7 +10,10 @@
 // Shared rules, whatever the source:
 // - A row that does not parse, lacks an id, or repeats an id is a bad row named FILE:LINE. prepare
 //   skips and lists it; describe refuses the catalog.
-// - A value that is empty, NA, N/A, na, NULL or null (after trimming) is no value.
+// - A value that is empty, NA, N/A, na, NULL or null (after trimming) is no value. Any other value is
+//   normalised by the task (core/attributes.h normalize_value: case, spaces, aliases); one the task
+//   does not allow is listed in not_allowed. An attribute is read only for the article types it
+//   applies to (applies_to).
 // - A product's photo is the first of its candidate images that exists (Kaggle: images/<id>.jpg, then
 //   .png; a table: its image columns in order); none → the first candidate is named as missing.
 // - A source with an article type filters by it; a source without one (vqa, a table without the
@@ -86,6 +89,8 @@ struct CatalogProduct {
   // (index into the attributes asked for, value) in the order asked for; no missing values.
   std::vector<std::pair<size_t, std::string>> values;
   std::vector<size_t> missing;        // attribute indices without a value
+  // (attribute index, the catalog's value) where the task allows other values only (normalize_value).
+  std::vector<std::pair<size_t, std::string>> not_allowed;
   std::vector<std::string> warnings;  // JSON/CSV disagreements
   std::vector<std::string> images;    // where its photo may be, in order of preference
   // Why the product cannot be used ("" = it can): kSkipMissingJson or kSkipInvalidJson, the file at

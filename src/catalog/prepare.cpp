@@ -20,6 +20,8 @@
 
 namespace tailor {
 
+const char* const kValueNotAllowed = "value not allowed";
+
 using json = nlohmann::json;
 using ojson = nlohmann::ordered_json;
 
@@ -39,6 +41,7 @@ struct ProductResult {
   std::string image;                                        // absolute path
   std::vector<std::pair<size_t, std::string>> values;       // (attribute index, value)
   std::vector<size_t> na;                                   // attribute indices without a value
+  std::vector<std::pair<size_t, std::string>> not_allowed;  // (attribute index, the catalog's value)
 };
 
 static ProductResult read_product(const CatalogReader& reader, const CatalogRow& row) {
@@ -61,6 +64,7 @@ static ProductResult read_product(const CatalogReader& reader, const CatalogRow&
   }
   r.values = cp.values;
   r.na = cp.missing;
+  r.not_allowed = cp.not_allowed;
   if (r.values.empty()) {
     r.kind = ProductResult::kUsable;  // counted as "without pairs" by the caller
     return r;
@@ -143,7 +147,8 @@ static ojson manifest_json(const PrepareOptions& opt, const std::string& catalog
     int64_t tr = sum.train_counts.count(a.name) ? sum_counts(sum.train_counts.at(a.name)) : 0;
     int64_t va = sum.val_counts.count(a.name) ? sum_counts(sum.val_counts.at(a.name)) : 0;
     int64_t na = sum.na_values.count(a.name) ? sum.na_values.at(a.name) : 0;
-    per_attr[a.name] = {{"train", tr}, {"val", va}, {"no_value", na}};
+    int64_t bad = sum.not_allowed.count(a.name) ? sum.not_allowed.at(a.name) : 0;
+    per_attr[a.name] = {{"train", tr}, {"val", va}, {"no_value", na}, {"not_allowed", bad}};
   }
   c["per_attribute"] = per_attr;
   c["values"] = {{"train", counts_json(sum.train_counts)}, {"val", counts_json(sum.val_counts)}};
@@ -154,9 +159,12 @@ static ojson manifest_json(const PrepareOptions& opt, const std::string& catalog
   m["skipped"] = ojson::array();
   for (const auto& s : sum.skipped)
     m["skipped"].push_back({{"file", s.file}, {"reason", s.reason}, {"detail", s.detail}});
+  m["values_not_allowed"] = ojson::array();
+  for (const auto& s : sum.values_not_allowed)
+    m["values_not_allowed"].push_back({{"file", s.file}, {"reason", s.reason}, {"detail", s.detail}});
   m["warnings"] = sum.warnings;
   m["ids_without_pairs"] = sum.ids_without_pairs;
-  m["outputs"] = {"train.jsonl", "val.jsonl", "vqa_train.csv", "vqa_test.csv"};
+  m["outputs"] = {"train.jsonl", "val.jsonl", "vqa_train.csv", "vqa_test.csv", "tailor_task.json"};
   return m;
 }
 
@@ -206,8 +214,12 @@ static void write_pairs(const std::vector<ProductPairs>& products, const Prepare
   write_file_atomic(out("val.jsonl"), val_jsonl);
   write_file_atomic(out("vqa_train.csv"), train_csv);
   write_file_atomic(out("vqa_test.csv"), val_csv);
+  // The task the pairs were made with (allowed values, aliases, article types): train stores it with the model.
+  TaskInfo task;
+  task.attributes = opt.attributes;
+  save_task_info(opt.out_dir, task);
   sum.outputs = {out("train.jsonl"), out("val.jsonl"), out("vqa_train.csv"), out("vqa_test.csv"),
-                 out("manifest.json")};
+                 out("tailor_task.json"), out("manifest.json")};
 }
 
 // What one row turned into, counted into the summary in catalog order.
@@ -219,6 +231,10 @@ static void count_product(const CatalogRow& row, ProductResult&& r, const Prepar
   if (r.kind != ProductResult::kUsable) return;
   ++sum.products_selected;
   for (size_t a : r.na) sum.na_values[opt.attributes[a].name]++;
+  for (const auto& [a, raw] : r.not_allowed) {
+    sum.not_allowed[opt.attributes[a].name]++;
+    sum.values_not_allowed.push_back({kValueNotAllowed, row.where, opt.attributes[a].name + " \"" + raw + "\""});
+  }
   if (r.values.empty()) {
     ++sum.products_without_pairs;
     sum.ids_without_pairs.push_back(row.id);
@@ -354,6 +370,15 @@ std::string format_prepare_summary(const PrepareSummary& s, size_t max_listed) {
       o += "    " + s.skipped[i].file + ": " + s.skipped[i].reason + ": " + s.skipped[i].detail + "\n";
     if (s.skipped.size() > max_listed)
       o += "    ... and " + std::to_string(s.skipped.size() - max_listed) + " more (all listed in manifest.json)\n";
+  }
+  if (!s.values_not_allowed.empty()) {
+    o += "  values the task does not allow (no pair):";
+    for (const auto& kv : s.not_allowed) o += " " + kv.first + " " + std::to_string(kv.second) + ";";
+    o += "\n";
+    for (size_t i = 0; i < s.values_not_allowed.size() && i < max_listed; ++i)
+      o += "    " + s.values_not_allowed[i].file + ": " + s.values_not_allowed[i].detail + "\n";
+    if (s.values_not_allowed.size() > max_listed)
+      o += "    ... and " + std::to_string(s.values_not_allowed.size() - max_listed) + " more (all listed in manifest.json)\n";
   }
   if (!s.warnings.empty())
     o += "  warnings: " + std::to_string(s.warnings.size()) + " CSV/JSON disagreements (listed in manifest.json)\n";

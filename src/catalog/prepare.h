@@ -39,6 +39,9 @@ struct PrepareOptions {
   bool progress = true;
 };
 
+// A value the task's allowed values and aliases do not cover (no pair; listed, never dropped silently).
+extern const char* const kValueNotAllowed;  // "value not allowed"
+
 // One input item that could not be used, and why.
 struct SkippedItem {
   std::string reason;  // one of the kSkip* names (catalog/catalog_reader.h)
@@ -57,6 +60,8 @@ struct PrepareSummary {
   // attribute -> value -> pair count, per split
   std::map<std::string, std::map<std::string, int64_t>> train_counts, val_counts;
   std::map<std::string, int64_t> na_values;  // attribute -> products whose value was "NA"/empty/absent
+  std::map<std::string, int64_t> not_allowed;  // attribute -> products whose value the task does not allow
+  std::vector<SkippedItem> values_not_allowed;  // each: kValueNotAllowed, FILE:LINE, Attribute "value"
   std::map<std::string, int64_t> skipped_by_reason;
   std::vector<SkippedItem> skipped;       // in catalog order
   std::vector<std::string> warnings;      // CSV/JSON disagreements
@@ -66,7 +71,7 @@ struct PrepareSummary {
 };
 
 // Reads, checks and writes everything (train.jsonl, val.jsonl, vqa_train.csv, vqa_test.csv,
-// manifest.json in out_dir, each written atomically). Throws Error only for problems with the whole
+// tailor_task.json (the attributes asked), manifest.json in out_dir, each written atomically). Throws Error only for problems with the whole
 // run (no styles.csv, unusable header, bad options, cannot write); bad items are skipped and reported.
 // The caller decides what "nothing usable" means (see prepare_has_pairs).
 PrepareSummary prepare_catalog(const PrepareOptions& opt);

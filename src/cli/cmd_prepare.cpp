@@ -14,8 +14,9 @@ void add_prepare(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--attributes", args->attributes,
                   "Comma-separated attributes to ask about (default: all of the templates)");
-  cmd->add_option("--templates", args->templates,
-                  "JSON file of question templates: {\"Attribute\": \"question\", ...}");
+  cmd->add_option("--task,--templates", args->templates,
+                  "Task file (JSON): the attributes, their questions, allowed values with aliases, article types "
+                  "(docs/catalog.md); or {\"Attribute\": \"question\", ...}");
   cmd->add_option("--val-fraction", args->val_fraction, "Fraction of products for validation")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));

@@ -51,6 +51,10 @@ std::vector<Product> read_catalog_products(const CatalogSource& source, const Ca
     if (query.read_attributes && !cp.problem.empty()) p.error = cp.problem + " " + cp.problem_file + ": " + cp.problem_detail;
     if (query.read_attributes && cp.problem.empty())
       for (const auto& [a, value] : cp.values) p.attributes.push_back({query.attributes[a].name, value});
+    // A value the task does not allow is no fact to describe with, and no silent gap either.
+    if (query.read_attributes && cp.problem.empty() && !cp.not_allowed.empty())
+      p.error = "value not allowed: " + row.where + ": " + query.attributes[cp.not_allowed.front().first].name + " \"" +
+                cp.not_allowed.front().second + "\"";
     if (!is_missing_value(cp.article_type)) p.attributes.push_back({"articleType", cp.article_type});
     out.push_back(std::move(p));
     if (query.limit > 0 && static_cast<int64_t>(out.size()) >= query.limit) break;

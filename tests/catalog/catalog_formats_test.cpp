@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -176,4 +177,45 @@ TEST(CatalogFormats, SynthCatalogGivesTheSamePairsInEveryFormat) {
   o.progress = false;
   synth_catalog(o);
   expect_same_pairs_in_every_format(dir, test::temp_dir("formats_synth_out"));
+}
+
+TEST(CatalogFormats, TaskFileNormalisesValuesAndListsTheOnesItDoesNotAllow) {
+  REQUIRE_CAIRO();
+  const std::string dir = test::temp_dir("formats_task");
+  SynthOptions so;
+  so.products = 12;
+  so.out_dir = dir;
+  so.seed = 5;
+  so.progress = false;
+  synth_catalog(so);
+  // A table whose "sleeve" column writes Sleeve Length in the shop's own words.
+  std::string csv = "id,image,articleType,sleeve\n";
+  std::vector<Exported> products = export_products(dir);
+  const char* const spellings[] = {"Half Sleeves", "LONG  sleeves", "Sleeveless", "Cap Sleeves"};
+  for (size_t i = 0; i < products.size(); ++i)
+    csv += products[i].id + ",images/" + products[i].image_name + "," + products[i].type + "," + spellings[i % 4] + "\n";
+  write_file_atomic(join_path(dir, "shop.csv"), csv);
+  write_file_atomic(join_path(dir, "task.json"), std::string(R"({"attributes": [
+    {"name": "Sleeve Length", "question": "How long are the sleeves?",
+     "values": [{"value": "Short Sleeves", "aliases": ["Half Sleeves"]}, "Long Sleeves", "Sleeveless"]}]})"));
+  PrepareOptions o;
+  o.catalog_dir = join_path(dir, "shop.csv");
+  o.columns.attributes["Sleeve Length"] = "sleeve";
+  o.attributes = load_attribute_specs(join_path(dir, "task.json"));
+  o.out_dir = join_path(dir, "data");
+  o.progress = false;
+  PrepareSummary s = prepare_catalog(o);
+  EXPECT_EQ(s.pairs_train + s.pairs_val, 9);  // 3 of the 12 write "Cap Sleeves"
+  std::map<std::string, int64_t> values;
+  for (const auto* m : {&s.train_counts, &s.val_counts})
+    for (const auto& [v, n] : m->at("Sleeve Length")) values[v] += n;
+  EXPECT_EQ(values, (std::map<std::string, int64_t>{{"Short Sleeves", 3}, {"Long Sleeves", 3}, {"Sleeveless", 3}}));
+  ASSERT_EQ(s.values_not_allowed.size(), 3u);
+  EXPECT_EQ(s.values_not_allowed[0].file, o.catalog_dir + ":5");
+  EXPECT_EQ(s.values_not_allowed[0].detail, "Sleeve Length \"Cap Sleeves\"");
+  auto manifest = nlohmann::json::parse(read_file(join_path(o.out_dir, "manifest.json")));
+  EXPECT_EQ(manifest["counts"]["per_attribute"]["Sleeve Length"]["not_allowed"], 3);
+  EXPECT_EQ(manifest["values_not_allowed"].size(), 3u);
+  // The task travels with the pairs: train stores it with the model.
+  EXPECT_EQ(load_task_info(o.out_dir).attributes[0].allowed.size(), 3u);
 }
