@@ -57,6 +57,40 @@ static void take_value(CatalogProduct& r, const std::vector<AttributeSpec>& attr
   else r.values.push_back({a, value});
 }
 
+LocatedImage locate_image(const std::vector<std::string>& candidates, DownloadCache* cache) {
+  LocatedImage first;
+  std::string others;
+  for (const auto& c : candidates) {
+    LocatedImage here;
+    here.location = c;
+    if (is_remote_location(c)) {
+      if (!cache) throw Error("the photo " + c + " is remote, and no download cache was set up");
+      Download d = cache->fetch(c);
+      if (d.reason.empty()) {
+        here.path = d.path;
+        return here;
+      }
+      here.reason = d.reason;
+      here.detail = d.detail;
+    } else {
+      if (file_exists(c)) {
+        here.path = c;
+        return here;
+      }
+      here.reason = kSkipMissingImage;
+      here.detail = "no such file";
+    }
+    if (first.location.empty()) first = here;
+    else others += (others.empty() ? "" : ", ") + std::filesystem::path(c).filename().string();
+  }
+  if (candidates.empty()) {
+    first.reason = kSkipMissingImage;
+    first.detail = "no image given";
+  }
+  if (!others.empty()) first.detail += " (nor " + others + ")";
+  return first;
+}
+
 static bool all_digits(const std::string& s) {
   if (s.empty()) return false;
   for (char c : s)
@@ -165,8 +199,13 @@ static bool is_vqa_header(const std::string& path) {
 }
 
 std::string detect_catalog_format(const std::string& location) {
-  if (is_url(location))
-    throw Error("--catalog " + location + ": catalogs at a URL or in S3 are not supported yet; give a local path");
+  if (is_url(location)) {
+    std::string path = location.substr(0, location.find_first_of("?#"));
+    if (ends_with(path, ".jsonl") || ends_with(path, ".ndjson")) return "jsonl";
+    if (ends_with(path, ".tsv") || ends_with(path, ".tab")) return "tsv";
+    if (ends_with(path, ".csv")) return "csv";
+    throw Error("--catalog " + location + ": cannot tell the table's format from the URL; give --format (csv, tsv, jsonl)");
+  }
   if (is_directory(location)) {
     if (file_exists(join_path(location, "styles.csv"))) return "kaggle";
     if (file_exists(join_path(location, "metadata.jsonl")) || file_exists(join_path(location, "metadata.csv")))
@@ -689,9 +728,31 @@ std::unique_ptr<CatalogReader> open_table_stream(std::unique_ptr<std::istream> i
   return std::make_unique<TableReader>(std::move(in), name, format, base_dir, columns, query);
 }
 
+// A table at a URL or in S3: downloaded into the cache (or found there), then read like a local one
+// with its photos' relative paths resolved against the URL's directory.
+static std::unique_ptr<CatalogReader> open_remote_table(const CatalogSource& source, const CatalogQueryAttributes& query) {
+  const std::string& loc = source.location;
+  std::string path = loc.substr(0, loc.find_first_of("?#"));
+  std::string format = source.format;
+  if (format.empty() || format == "auto") {
+    if (ends_with(path, ".jsonl") || ends_with(path, ".ndjson")) format = "jsonl";
+    else if (ends_with(path, ".tsv") || ends_with(path, ".tab")) format = "tsv";
+    else if (ends_with(path, ".csv")) format = "csv";
+    else throw Error("--catalog " + loc + ": cannot tell the table's format from the URL; give --format (csv, tsv, jsonl)");
+  }
+  if (format != "csv" && format != "tsv" && format != "jsonl" && format != "imagefolder")
+    throw Error("--catalog " + loc + ": a catalog at a URL is a table (csv, tsv, jsonl, an imagefolder's metadata), not " + format);
+  DownloadCache cache(source.download);
+  Download d = cache.fetch(loc, kMaxTableBytes);
+  if (!d.reason.empty()) throw Error("--catalog " + loc + ": " + d.reason + ": " + d.detail);
+  const std::string base = path.substr(0, path.rfind('/'));
+  return open_table_stream(open_table_file(d.path), loc, format, base, source.columns, query);
+}
+
 std::unique_ptr<CatalogReader> open_catalog(const CatalogSource& source, const CatalogQueryAttributes& query) {
   const std::string& loc = source.location;
   if (loc.empty()) throw Error("no catalog given (--catalog)");
+  if (is_url(loc)) return open_remote_table(source, query);
   std::string format = source.format.empty() || source.format == "auto" ? detect_catalog_format(loc) : source.format;
   const std::string parent = std::filesystem::path(loc).parent_path().string();
   const bool dir = is_directory(loc);

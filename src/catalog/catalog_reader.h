@@ -14,8 +14,9 @@
 //   normalised by the task (core/attributes.h normalize_value: case, spaces, aliases); one the task
 //   does not allow is listed in not_allowed. An attribute is read only for the article types it
 //   applies to (applies_to).
-// - A product's photo is the first of its candidate images that exists (Kaggle: images/<id>.jpg, then
-//   .png; a table: its image columns in order); none → the first candidate is named as missing.
+// - A product's photo is the first of its candidate images that exists or downloads (Kaggle:
+//   images/<id>.jpg, then .png; a table: its image columns in order, each a path relative to the
+//   table, an http(s) URL or s3://bucket/key); none → the first candidate's failure is named.
 // - A source with an article type filters by it; a source without one (vqa, a table without the
 //   column) takes every product.
 // Kaggle only: the article type is data.articleType.typeName of styles/<id>.json, the CSV's
@@ -32,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "catalog/download_cache.h"
 #include "core/attributes.h"
 
 namespace tailor {
@@ -55,9 +57,10 @@ struct CatalogColumns {
 
 // Where a catalog is and how to read it (tailor prepare/describe --catalog, --format, column flags).
 struct CatalogSource {
-  std::string location;  // a directory or a table file
+  std::string location;  // a directory, a table file, or a table's http(s) URL or s3:// URI
   std::string format;    // kaggle, csv, tsv, jsonl, imagefolder, vqa; "" or "auto" = recognised
   CatalogColumns columns;
+  DownloadOptions download;  // remote tables and photos (catalog/download_cache.h)
 };
 
 // Reads a catalog spec file into `source`, keeping what is already set (flags win):
@@ -132,6 +135,16 @@ std::unique_ptr<CatalogReader> open_table_stream(std::unique_ptr<std::istream> i
 
 // The first candidate that exists; the first one when none does ("" for none).
 std::string first_existing_image(const std::vector<std::string>& candidates);
+
+// A product's photo: the first candidate that is a local file or downloads (into `cache`, which
+// may be null when no candidate is remote). On failure `path` is "", and reason/location/detail are
+// the first candidate's failure (kSkipMissingImage or a download reason), the others named in detail.
+struct LocatedImage {
+  std::string path;      // local file (a remote photo's cached copy)
+  std::string location;  // the candidate used, or the one at fault
+  std::string reason, detail;
+};
+LocatedImage locate_image(const std::vector<std::string>& candidates, DownloadCache* cache);
 
 // Empty, NA, N/A, na, NULL or null: the catalog (or a model) has no value.
 bool is_missing_value(const std::string& value);

@@ -44,9 +44,9 @@ struct ProductResult {
   std::vector<std::pair<size_t, std::string>> not_allowed;  // (attribute index, the catalog's value)
 };
 
-static ProductResult read_product(const CatalogReader& reader, const CatalogRow& row) {
+static ProductResult read_product(const CatalogReader& reader, const CatalogRow& row, DownloadCache* cache) {
   ProductResult r;
-  auto skip = [&](const char* reason, const std::string& file, const std::string& detail) {
+  auto skip = [&](const std::string& reason, const std::string& file, const std::string& detail) {
     r.kind = ProductResult::kSkipped;
     r.skip = {reason, file, detail};
     return r;
@@ -70,23 +70,24 @@ static ProductResult read_product(const CatalogReader& reader, const CatalogRow&
     return r;
   }
 
-  // The image: decoded in full so that no bad image reaches training.
-  if (cp.images.empty()) return skip(kSkipMissingImage, row.where, "the row names no image");
-  std::string img_path = first_existing_image(cp.images);
-  if (!file_exists(img_path)) {
-    std::string also;
-    for (size_t k = 1; k < cp.images.size(); ++k)
-      also += (also.empty() ? " (nor " : ", ") + std::filesystem::path(cp.images[k]).filename().string();
-    return skip(kSkipMissingImage, img_path, "no such file" + (also.empty() ? "" : also + ")"));
+  // The image: found (or downloaded), then decoded in full so that no bad image reaches training.
+  LocatedImage img = locate_image(cp.images, cache);
+  if (img.path.empty()) {
+    const std::string& file = img.location.empty() ? row.where : img.location;
+    return skip(img.reason, file, img.detail);
   }
+  const std::string img_path = img.path;
   try {
     std::vector<uint8_t> bytes = read_file_bytes(img_path);
-    ImageRGB img = decode_image(bytes);
-    (void)img;
+    ImageRGB decoded = decode_image(bytes);
+    (void)decoded;
   } catch (const Error& e) {
     std::string msg = e.what();
     bool truncated = msg.find("truncated") != std::string::npos;
-    return skip(truncated ? kSkipTruncatedImage : kSkipBadImage, img_path, msg);
+    // A downloaded photo is named by its URL (its cached copy in the detail).
+    std::string file = img.location == img_path ? img_path : img.location;
+    if (file != img_path) msg += " (cached as " + img_path + ")";
+    return skip(truncated ? kSkipTruncatedImage : kSkipBadImage, file, msg);
   }
   r.image = img_path;
   r.kind = ProductResult::kUsable;
@@ -257,7 +258,11 @@ static std::vector<ProductPairs> read_products(CatalogReader& reader, const Prep
   if (ec) table_bytes = 0;
   Progress progress("prepare", table_bytes, "bytes");
   int64_t bytes_shown = 0;
-  const int workers = worker_count(opt.threads);
+  // Downloads wait on the network, not the cores: a table's photos are read by as many threads as
+  // downloads may be in flight.
+  DownloadCache cache(opt.download);
+  const bool table = reader.format() != "kaggle" && reader.format() != "vqa";
+  const int workers = table ? std::max(worker_count(opt.threads), opt.download.concurrency) : worker_count(opt.threads);
   std::vector<CatalogRow> rows(kChunk);
   std::vector<ProductResult> results(kChunk);
   while (true) {
@@ -272,7 +277,7 @@ static std::vector<ProductPairs> read_products(CatalogReader& reader, const Prep
         return;
       }
       try {
-        results[i] = read_product(reader, rows[i]);
+        results[i] = read_product(reader, rows[i], &cache);
       } catch (const std::exception& e) {
         // Anything unforeseen (e.g. out of memory on one file) still names the product.
         results[i].kind = ProductResult::kSkipped;
@@ -302,12 +307,16 @@ PrepareSummary prepare_catalog(const PrepareOptions& opt) {
     if (!attr_names.insert(a.name).second) throw Error("prepare: attribute \"" + a.name + "\" given twice");
 
   std::error_code ec;
-  std::string catalog = std::filesystem::weakly_canonical(std::filesystem::absolute(opt.catalog_dir), ec).string();
-  if (ec) catalog = std::filesystem::absolute(opt.catalog_dir).string();
+  std::string catalog = opt.catalog_dir;
+  if (!is_remote_location(catalog)) {
+    catalog = std::filesystem::weakly_canonical(std::filesystem::absolute(opt.catalog_dir), ec).string();
+    if (ec) catalog = std::filesystem::absolute(opt.catalog_dir).string();
+  }
   CatalogSource source;
   source.location = catalog;
   source.format = opt.catalog_format;
   source.columns = opt.columns;
+  source.download = opt.download;
   CatalogQueryAttributes query;
   query.attributes = opt.attributes;
   query.article_types = std::set<std::string>(opt.article_types.begin(), opt.article_types.end());

@@ -30,6 +30,7 @@ struct PrepareOptions {
   std::string catalog_dir;     // the catalog: a directory or a table file (catalog/catalog_reader.h)
   std::string catalog_format;  // "" = recognised from what is there
   CatalogColumns columns;      // which table column holds what (tables only)
+  DownloadOptions download;    // remote tables and photos: cache, concurrency, retries, limits, S3
   std::string out_dir;
   std::vector<std::string> article_types = {"Shirts", "Tshirts"};  // empty = every article type
   std::vector<AttributeSpec> attributes = default_attributes();

@@ -9,7 +9,7 @@ namespace tailor::cli {
 void add_describe(CLI::App& app) {
   auto f = std::make_shared<DescribeRunOptions>();
   auto* cmd = app.add_subcommand("describe", "Write product descriptions for a catalog or photos (resumable JSONL)");
-  add_catalog_flags(cmd, f->catalog, /*required=*/false);
+  add_catalog_flags(cmd, f->catalog, /*required=*/false, "catalog-");
   cmd->add_option("--images", f->images, "Photos to describe (id = file name without extension)");
   cmd->add_option("--image-list", f->image_list, "File with one photo path per line");
   cmd->add_option("--attributes-from", f->attributes_from, "\"catalog\": use the catalog's own attributes, no model");

@@ -16,7 +16,9 @@ void add_distributed_flags(CLI::App* cmd, DistributedOptions& o);
 void add_writer_flags(CLI::App* cmd, WriterConfig& w, const std::string& kinds);
 
 // --catalog (required when `required`), --format, --catalog-spec, --id-column, --image-column,
-// --type-column, --column (tailor prepare, tailor describe).
-void add_catalog_flags(CLI::App* cmd, CatalogFlags& c, bool required);
+// --type-column, --column, and the download flags (tailor prepare, tailor describe). S3's region and
+// endpoint are --region/--endpoint-url, or with `s3_prefix` (describe, whose writer has those)
+// --<prefix>region/--<prefix>endpoint-url.
+void add_catalog_flags(CLI::App* cmd, CatalogFlags& c, bool required, const std::string& s3_prefix = "");
 
 }  // namespace tailor::cli

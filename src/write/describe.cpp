@@ -32,6 +32,7 @@ std::vector<Product> read_catalog_products(const CatalogSource& source, const Ca
   what.attributes = query.read_attributes ? query.attributes : no_attributes;
   what.article_types = std::set<std::string>(query.article_types.begin(), query.article_types.end());
   std::unique_ptr<CatalogReader> reader = open_catalog(source, what);
+  DownloadCache cache(source.download);
   std::set<std::string> wanted_ids(query.ids.begin(), query.ids.end());
   std::vector<Product> out;
   CatalogRow row;
@@ -46,6 +47,13 @@ std::vector<Product> read_catalog_products(const CatalogSource& source, const Ca
     p.id = row.id;
     p.image_path = first_existing_image(cp.images);
     if (p.image_path.empty()) p.error = "missing image: " + row.where + " names no image";
+    bool remote = false;
+    for (const auto& c : cp.images) remote = remote || is_remote_location(c);
+    if (remote) {  // fetched once into the cache, as prepare does
+      LocatedImage img = locate_image(cp.images, &cache);
+      p.image_path = img.path.empty() ? img.location : img.path;
+      if (img.path.empty()) p.error = img.reason + " " + img.location + ": " + img.detail;
+    }
     // Without the catalog's attributes (a model predicts them) the JSON is needed for nothing but
     // the type, which the CSV gives too.
     if (query.read_attributes && !cp.problem.empty()) p.error = cp.problem + " " + cp.problem_file + ": " + cp.problem_detail;

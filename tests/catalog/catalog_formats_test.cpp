@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "catalog/catalog_reader.h"
+#include "catalog_export.h"
 #include "catalog/prepare.h"
 #include "catalog/synth.h"
 #include "test_util.h"
@@ -22,38 +23,6 @@ namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
 
 namespace {
-
-// One product as the Kaggle reader resolves it (JSON first, then styles.csv).
-struct Exported {
-  std::string id, type, image_name;  // image_name: "<id>.jpg" under images/
-  std::vector<std::pair<std::string, std::string>> values;
-};
-
-std::vector<Exported> export_products(const std::string& kaggle) {
-  CatalogSource s;
-  s.location = kaggle;
-  auto reader = open_catalog(s, CatalogQueryAttributes{default_attributes(), {}});
-  std::vector<Exported> out;
-  CatalogRow row;
-  while (reader->next(&row)) {
-    if (!row.bad_reason.empty()) continue;
-    CatalogProduct p = reader->product(row);
-    if (!p.problem.empty()) continue;
-    Exported e;
-    e.id = row.id;
-    e.type = p.article_type;
-    e.image_name = fs::path(first_existing_image(p.images)).filename().string();
-    for (const auto& [a, v] : p.values) e.values.push_back({default_attributes()[a].name, v});
-    out.push_back(e);
-  }
-  return out;
-}
-
-std::string value_of(const Exported& e, const std::string& name) {
-  for (const auto& [n, v] : e.values)
-    if (n == name) return v;
-  return "";
-}
 
 // Writes products.csv, products.tsv, products.jsonl beside styles.csv and images/metadata.jsonl (an
 // imagefolder rooted at images/, ids from the file names), so every source names the same photos.
