@@ -4,10 +4,10 @@
 
 #include <filesystem>
 #include <fstream>
-#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
+#include "core/rng.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/text.h"
@@ -26,6 +26,8 @@ const char* const kSkipBadImage = "undecodable image";
 
 // A table or styles.csv larger than this is refused (a wrong path, not a catalog).
 static const int64_t kMaxTableBytes = int64_t{64} << 30;
+// A product's styles/<id>.json larger than this is invalid (the real ones are a few kB).
+static const int64_t kMaxProductJsonBytes = int64_t{16} << 20;
 // One JSON Lines row longer than this is a bad row (the reader keeps one row in memory).
 static const size_t kMaxRowBytes = size_t{1} << 20;
 
@@ -90,6 +92,44 @@ LocatedImage locate_image(const std::vector<std::string>& candidates, DownloadCa
   if (!others.empty()) first.detail += " (nor " + others + ")";
   return first;
 }
+
+// The ids seen so far, for the duplicate check, as 64-bit hashes in one open-addressing table: 16
+// bytes per row (16 MB per million rows) rather than a string set's ~80, the one per-row cost of a
+// streamed catalog. Two different ids share a hash with probability about n^2 / 2^65 (3e-8 for a
+// million rows); such a pair would be reported as a duplicate, never merged.
+class SeenIds {
+ public:
+  // False when the id was seen before.
+  bool insert(const std::string& id) {
+    if ((count_ + 1) * 2 > slots_.size()) grow();
+    uint64_t h = fnv1a64(id) | 1;  // 0 marks an empty slot
+    if (place(h)) {
+      ++count_;
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  bool place(uint64_t h) {
+    size_t mask = slots_.size() - 1;
+    for (size_t i = (h * 0x9E3779B97F4A7C15ULL) >> 7 & mask;; i = (i + 1) & mask) {
+      if (slots_[i] == h) return false;
+      if (slots_[i] == 0) {
+        slots_[i] = h;
+        return true;
+      }
+    }
+  }
+  void grow() {
+    std::vector<uint64_t> old = std::move(slots_);
+    slots_.assign(old.empty() ? 1024 : old.size() * 2, 0);
+    for (uint64_t h : old)
+      if (h) place(h);
+  }
+  std::vector<uint64_t> slots_;
+  size_t count_ = 0;
+};
 
 static bool all_digits(const std::string& s) {
   if (s.empty()) return false;
@@ -191,6 +231,8 @@ void apply_catalog_spec(const std::string& spec_path, CatalogSource* source) {
 static const char* const kFormats = "kaggle, csv, tsv, jsonl, imagefolder, vqa";
 
 static bool is_vqa_header(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;  // a FIFO would block here
   std::ifstream in(path, std::ios::binary);
   std::string line;
   if (!std::getline(in, line)) return false;
@@ -247,7 +289,7 @@ static int json_string_at(const json& data, const char* key, const char* subkey,
 static bool read_product_data(const std::string& json_path, json* data, std::string* reason, std::string* detail) {
   std::string text;
   try {
-    text = read_file(json_path);
+    text = read_input_file(json_path, kMaxProductJsonBytes);
   } catch (const Error& e) {
     bool missing = !file_exists(json_path);
     *reason = missing ? kSkipMissingJson : kSkipInvalidJson;
@@ -312,7 +354,7 @@ class KaggleReader : public CatalogReader {
     for (size_t i = 0; i < header_.size(); ++i) row->columns[header_[i]] = trim(fields[i]);
     row->id = row->columns["id"];
     if (!all_digits(row->id)) return bad("id \"" + row->id + "\" is not a number");
-    if (!seen_.insert(row->id).second) return bad("id " + row->id + " already listed on an earlier line");
+    if (!seen_.insert(row->id)) return bad("id " + row->id + " already listed on an earlier line");
     return true;
   }
 
@@ -403,7 +445,7 @@ class KaggleReader : public CatalogReader {
   std::unique_ptr<std::istream> in_;
   std::unique_ptr<CsvRecordReader> csv_;
   std::vector<std::string> header_;
-  std::unordered_set<std::string> seen_;
+  SeenIds seen_;
 };
 
 // ---- product tables: CSV, TSV, JSON Lines (and imagefolder's metadata) -------------------------
@@ -505,7 +547,7 @@ class TableReader : public CatalogReader {
     for (char c : row->id)
       if (static_cast<unsigned char>(c) < 0x20 || c == '/' || c == '\\')
         return bad(row, reason, "field \"" + id_col + "\": the id \"" + row->id + "\" has a control character or slash");
-    if (!seen_.insert(row->id).second) return bad(row, reason, "id " + row->id + " already listed on an earlier line");
+    if (!seen_.insert(row->id)) return bad(row, reason, "id " + row->id + " already listed on an earlier line");
     return true;
   }
 
@@ -608,7 +650,7 @@ class TableReader : public CatalogReader {
   bool imagefolder_ = false, jsonl_ = false, has_type_column_ = false;
   std::unique_ptr<CsvRecordReader> csv_;
   std::vector<std::string> header_;
-  std::unordered_set<std::string> seen_;
+  SeenIds seen_;
   int64_t line_ = 0, bytes_ = 0;
 };
 

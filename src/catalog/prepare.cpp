@@ -44,7 +44,8 @@ struct ProductResult {
   std::vector<std::pair<size_t, std::string>> not_allowed;  // (attribute index, the catalog's value)
 };
 
-static ProductResult read_product(const CatalogReader& reader, const CatalogRow& row, DownloadCache* cache) {
+static ProductResult read_product(const CatalogReader& reader, const CatalogRow& row, DownloadCache* cache,
+                                  int64_t max_image_bytes) {
   ProductResult r;
   auto skip = [&](const std::string& reason, const std::string& file, const std::string& detail) {
     r.kind = ProductResult::kSkipped;
@@ -78,8 +79,8 @@ static ProductResult read_product(const CatalogReader& reader, const CatalogRow&
   }
   const std::string img_path = img.path;
   try {
-    std::vector<uint8_t> bytes = read_file_bytes(img_path);
-    ImageRGB decoded = decode_image(bytes);
+    std::string bytes = read_input_file(img_path, max_image_bytes);
+    ImageRGB decoded = decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
     (void)decoded;
   } catch (const Error& e) {
     std::string msg = e.what();
@@ -184,7 +185,8 @@ static std::vector<bool> val_products(const std::vector<ProductPairs>& products,
 }
 
 // The pairs of the products that have values, as train/val JSONL and CSV text, counted in sum.
-static void write_pairs(const std::vector<ProductPairs>& products, const PrepareOptions& opt, PrepareSummary& sum) {
+static void write_pairs(const std::vector<ProductPairs>& products, const PrepareOptions& opt, const std::string& dir,
+                        PrepareSummary& sum) {
   std::vector<bool> is_val = val_products(products, opt);
   std::string train_jsonl, val_jsonl;
   std::string header_csv = "id,Question,Answer\n";
@@ -209,8 +211,7 @@ static void write_pairs(const std::vector<ProductPairs>& products, const Prepare
       (val ? sum.pairs_val : sum.pairs_train)++;
     }
   }
-  make_dirs(opt.out_dir);
-  auto out = [&](const char* name) { return join_path(opt.out_dir, name); };
+  auto out = [&](const char* name) { return join_path(dir, name); };
   write_file_atomic(out("train.jsonl"), train_jsonl);
   write_file_atomic(out("val.jsonl"), val_jsonl);
   write_file_atomic(out("vqa_train.csv"), train_csv);
@@ -218,9 +219,46 @@ static void write_pairs(const std::vector<ProductPairs>& products, const Prepare
   // The task the pairs were made with (allowed values, aliases, article types): train stores it with the model.
   TaskInfo task;
   task.attributes = opt.attributes;
-  save_task_info(opt.out_dir, task);
-  sum.outputs = {out("train.jsonl"), out("val.jsonl"), out("vqa_train.csv"), out("vqa_test.csv"),
-                 out("tailor_task.json"), out("manifest.json")};
+  save_task_info(dir, task);
+  auto final_path = [&](const char* name) { return join_path(opt.out_dir, name); };
+  sum.outputs = {final_path("train.jsonl"), final_path("val.jsonl"), final_path("vqa_train.csv"),
+                 final_path("vqa_test.csv"), final_path("tailor_task.json"), final_path("manifest.json")};
+}
+
+// prepare's outputs are one set: they are written into <out>.tmp and swapped in by renames (as
+// checkpoints are), so a reader sees the previous complete set or the new one, never a mix. What a
+// killed run leaves behind is put right first: a stale <out>.tmp goes; an <out>.old without <out>
+// (a kill between the two renames) becomes <out> again. --out must be new, empty, or an earlier
+// output of prepare (its manifest says so): a directory of other files is never replaced.
+static std::string strip_slashes(std::string p) {
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
+static void prepare_output_dir(const std::string& out) {
+  const std::string tmp = out + ".tmp", old = out + ".old";
+  remove_tree(tmp);
+  if (!std::filesystem::exists(out) && file_exists(join_path(old, "manifest.json"))) std::filesystem::rename(old, out);
+  remove_tree(old);
+  if (!std::filesystem::exists(out)) return;
+  if (!std::filesystem::is_directory(out)) throw Error("prepare: --out " + out + " exists and is not a directory");
+  if (std::filesystem::is_empty(out)) return;
+  const std::string manifest = join_path(out, "manifest.json");
+  bool ours = false;
+  try {
+    ours = file_exists(manifest) && json::parse(read_file(manifest)).value("created_by", "") == "tailor prepare";
+  } catch (const std::exception&) {
+  }
+  if (!ours)
+    throw Error("prepare: --out " + out + " holds other files (no manifest.json of tailor prepare); give a new or empty "
+                "directory, prepare replaces it as a whole");
+}
+
+static void swap_in_output_dir(const std::string& out) {
+  const std::string tmp = out + ".tmp", old = out + ".old";
+  if (std::filesystem::exists(out)) std::filesystem::rename(out, old);
+  std::filesystem::rename(tmp, out);
+  remove_tree(old);
 }
 
 // What one row turned into, counted into the summary in catalog order.
@@ -277,7 +315,7 @@ static std::vector<ProductPairs> read_products(CatalogReader& reader, const Prep
         return;
       }
       try {
-        results[i] = read_product(reader, rows[i], &cache);
+        results[i] = read_product(reader, rows[i], &cache, opt.download.max_bytes);
       } catch (const std::exception& e) {
         // Anything unforeseen (e.g. out of memory on one file) still names the product.
         results[i].kind = ProductResult::kSkipped;
@@ -327,14 +365,20 @@ PrepareSummary prepare_catalog(const PrepareOptions& opt) {
     throw Error(std::string("prepare: ") + e.what());
   }
 
+  const std::string out_dir = strip_slashes(opt.out_dir);
+  prepare_output_dir(out_dir);
+
   PrepareSummary sum;
   sum.catalog_dir = catalog;
   sum.catalog_format = reader->format();
   sum.out_dir = opt.out_dir;
   std::vector<ProductPairs> with_pairs = read_products(*reader, opt, sum);
-  write_pairs(with_pairs, opt, sum);
-  write_file_atomic(join_path(opt.out_dir, "manifest.json"),
+  const std::string tmp = out_dir + ".tmp";
+  make_dirs(tmp);
+  write_pairs(with_pairs, opt, tmp, sum);
+  write_file_atomic(join_path(tmp, "manifest.json"),
                     manifest_json(opt, catalog, sum).dump(2, ' ', false, ojson::error_handler_t::replace) + "\n");
+  swap_in_output_dir(out_dir);
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return sum;
 }
