@@ -235,23 +235,34 @@ static std::string strip_slashes(std::string p) {
   return p;
 }
 
+// Every directory prepare writes holds this file, so that it replaces or removes only its own:
+// <out>, <out>.tmp and <out>.old of a user's are left alone.
+static const char* const kOutputMarker = ".tailor-prepare";
+
+static bool is_prepare_output(const std::string& dir) {
+  if (file_exists(join_path(dir, kOutputMarker))) return true;
+  // Outputs written before the marker existed: their manifest says who wrote them.
+  const std::string manifest = join_path(dir, "manifest.json");
+  try {
+    return file_exists(manifest) && json::parse(read_file(manifest)).value("created_by", "") == "tailor prepare";
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 static void prepare_output_dir(const std::string& out) {
   const std::string tmp = out + ".tmp", old = out + ".old";
+  for (const std::string& d : {tmp, old})
+    if (std::filesystem::exists(d) && !is_prepare_output(d))
+      throw Error("prepare: " + d + " exists and is not a leftover of tailor prepare; move it away or give another --out");
   remove_tree(tmp);
-  if (!std::filesystem::exists(out) && file_exists(join_path(old, "manifest.json"))) std::filesystem::rename(old, out);
+  if (!std::filesystem::exists(out) && std::filesystem::exists(old)) std::filesystem::rename(old, out);
   remove_tree(old);
   if (!std::filesystem::exists(out)) return;
   if (!std::filesystem::is_directory(out)) throw Error("prepare: --out " + out + " exists and is not a directory");
-  if (std::filesystem::is_empty(out)) return;
-  const std::string manifest = join_path(out, "manifest.json");
-  bool ours = false;
-  try {
-    ours = file_exists(manifest) && json::parse(read_file(manifest)).value("created_by", "") == "tailor prepare";
-  } catch (const std::exception&) {
-  }
-  if (!ours)
-    throw Error("prepare: --out " + out + " holds other files (no manifest.json of tailor prepare); give a new or empty "
-                "directory, prepare replaces it as a whole");
+  if (std::filesystem::is_empty(out) || is_prepare_output(out)) return;
+  throw Error("prepare: --out " + out + " holds other files (it is no output of tailor prepare); give a new or empty "
+              "directory, prepare replaces it as a whole");
 }
 
 static void swap_in_output_dir(const std::string& out) {
@@ -375,6 +386,7 @@ PrepareSummary prepare_catalog(const PrepareOptions& opt) {
   std::vector<ProductPairs> with_pairs = read_products(*reader, opt, sum);
   const std::string tmp = out_dir + ".tmp";
   make_dirs(tmp);
+  write_file_atomic(join_path(tmp, kOutputMarker), std::string("written by tailor prepare; replaced as a whole by the next run\n"));
   write_pairs(with_pairs, opt, tmp, sum);
   write_file_atomic(join_path(tmp, "manifest.json"),
                     manifest_json(opt, catalog, sum).dump(2, ' ', false, ojson::error_handler_t::replace) + "\n");

@@ -50,6 +50,7 @@ TEST(PrepareOutput, ReplacedAsOneSetAndLeftoversOfAKilledRunPutRight) {
   const std::string first = read_file(join_path(out, "train.jsonl"));
   // A killed run's temporary directory goes; the new set replaces the old one whole.
   make_dirs(out + ".tmp");
+  write_file_atomic(join_path(out + ".tmp", ".tailor-prepare"), std::string("marker, written first"));
   write_file_atomic(join_path(out + ".tmp", "train.jsonl"), std::string("half-written"));
   run(out, 2);
   EXPECT_FALSE(fs::exists(out + ".tmp"));
@@ -76,6 +77,12 @@ TEST(PrepareOutput, ADirectoryOfOtherFilesIsNeverReplaced) {
     EXPECT_NE(std::string(e.what()).find("holds other files"), std::string::npos) << e.what();
   }
   EXPECT_EQ(read_file(join_path(out, "notes.txt")), "mine");
+  // Nor is a user's <out>.tmp or <out>.old.
+  const std::string data = join_path(out, "data");
+  make_dirs(data + ".old");
+  write_file_atomic(join_path(data + ".old", "notes.txt"), std::string("mine too"));
+  EXPECT_THROW(run(data), Error);
+  EXPECT_EQ(read_file(join_path(data + ".old", "notes.txt")), "mine too");
 }
 
 TEST(PrepareOutput, InputsMustBeRegularFilesOfBoundedSize) {
