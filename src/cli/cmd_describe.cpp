@@ -22,7 +22,7 @@ void add_describe(CLI::App& app) {
                   "Mark a product needs_review when a predicted attribute's confidence is below this (default: the model's calibrated threshold, else 0.5)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("--doubtful-to-writer", f->doubtful_to_writer, "Give the writer doubtful attributes too (default: left out of its facts)");
-  cmd->add_option("--attributes", f->attributes_file, "Attribute templates (JSON) to read from the catalog");
+  cmd->add_option("--attributes", f->attributes_file, "Task file (JSON) of the attributes to read from the catalog (docs/catalog.md)");
   cmd->add_option("--article-types", f->article_types, "Only these articleType values (e.g. Shirts,Tshirts)")
       ->delimiter(',');
   cmd->add_option("--ids", f->ids, "Only these product ids")->delimiter(',');

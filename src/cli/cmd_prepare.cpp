@@ -8,7 +8,7 @@ void add_prepare(CLI::App& app) {
   auto* cmd = app.add_subcommand("prepare", "Turn a catalog (Kaggle layout, product table, imagefolder, vqa files) into VQA pairs");
   auto args = std::make_shared<PrepareRunOptions>();
   add_catalog_flags(cmd, args->catalog, /*required=*/true);
-  cmd->add_option("--out", args->out, "Output directory (train.jsonl, val.jsonl, vqa_*.csv, manifest.json)")
+  cmd->add_option("--out", args->out, "Output directory (train.jsonl, val.jsonl, vqa_*.csv, tailor_task.json, manifest.json), replaced as a whole")
       ->required();
   cmd->add_option("--article-types", args->article_types, "Comma-separated article types, or \"all\"")
       ->capture_default_str();

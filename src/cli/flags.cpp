@@ -27,7 +27,7 @@ void add_writer_flags(CLI::App* cmd, WriterConfig& w, const std::string& kinds) 
 
 void add_catalog_flags(CLI::App* cmd, CatalogFlags& c, bool required, const std::string& s3_prefix) {
   auto* cat = cmd->add_option("--catalog", c.catalog,
-                              "Catalog: a directory (Kaggle layout, imagefolder, vqa_*.csv) or a .csv/.tsv/.jsonl product table");
+                              "Catalog: a directory (Kaggle layout, imagefolder, vqa_*.csv), a .csv/.tsv/.jsonl product table, or its http(s):// or s3:// URL");
   if (required) cat->required();
   cmd->add_option("--format", c.format, "Catalog format: kaggle, csv, tsv, jsonl, imagefolder, vqa (default: recognised)");
   cmd->add_option("--catalog-spec", c.spec, "Catalog spec file (JSON): format and column mapping; flags win");
