@@ -142,10 +142,6 @@ static bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
-static bool is_url(const std::string& s) {
-  return s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0 || s.rfind("s3://", 0) == 0;
-}
-
 static bool is_directory(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
@@ -241,7 +237,7 @@ static bool is_vqa_header(const std::string& path) {
 }
 
 std::string detect_catalog_format(const std::string& location) {
-  if (is_url(location)) {
+  if (is_remote_location(location)) {
     std::string path = location.substr(0, location.find_first_of("?#"));
     if (ends_with(path, ".jsonl") || ends_with(path, ".ndjson")) return "jsonl";
     if (ends_with(path, ".tsv") || ends_with(path, ".tab")) return "tsv";
@@ -594,7 +590,7 @@ class TableReader : public CatalogReader {
   }
 
   std::string resolve_image(const std::string& v) const {
-    if (is_url(v) || (!v.empty() && v[0] == '/')) return v;
+    if (is_remote_location(v) || (!v.empty() && v[0] == '/')) return v;
     return join_path(base_dir_, v);
   }
 
@@ -794,7 +790,7 @@ static std::unique_ptr<CatalogReader> open_remote_table(const CatalogSource& sou
 std::unique_ptr<CatalogReader> open_catalog(const CatalogSource& source, const CatalogQueryAttributes& query) {
   const std::string& loc = source.location;
   if (loc.empty()) throw Error("no catalog given (--catalog)");
-  if (is_url(loc)) return open_remote_table(source, query);
+  if (is_remote_location(loc)) return open_remote_table(source, query);
   std::string format = source.format.empty() || source.format == "auto" ? detect_catalog_format(loc) : source.format;
   const std::string parent = std::filesystem::path(loc).parent_path().string();
   const bool dir = is_directory(loc);
