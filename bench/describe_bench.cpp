@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "util/fs.h"
-#include "write/sigv4.h"
+#include "util/sigv4.h"
 #include "write/writer.h"
 
 using namespace tailor;

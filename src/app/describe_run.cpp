@@ -17,9 +17,9 @@ static void check_sources(const DescribeRunOptions& o) {
     throw Error("give exactly one source of attributes: --attributes-from catalog or --model DIR");
   if (!o.attributes_from.empty() && o.attributes_from != "catalog")
     throw Error("--attributes-from takes \"catalog\" (or use --model DIR to predict them)");
-  int sources = !o.catalog.empty() + !o.images.empty() + !o.image_list.empty();
+  int sources = !o.catalog.catalog.empty() + !o.images.empty() + !o.image_list.empty();
   if (sources != 1) throw Error("give exactly one of --catalog DIR, --images FILE..., --image-list FILE");
-  if (!o.attributes_from.empty() && o.catalog.empty())
+  if (!o.attributes_from.empty() && o.catalog.catalog.empty())
     throw Error("--attributes-from catalog needs --catalog DIR (photos alone have no attributes)");
 }
 
@@ -32,14 +32,14 @@ static std::vector<std::string> image_list_paths(const std::string& list_file) {
 }
 
 static std::vector<Product> products_of(const DescribeRunOptions& o) {
-  if (!o.catalog.empty()) {
+  if (!o.catalog.catalog.empty()) {
     CatalogQuery q;
     if (!o.attributes_file.empty()) q.attributes = load_attribute_specs(o.attributes_file);
     q.article_types = o.article_types;
     q.ids = o.ids;
     q.limit = o.limit;
     q.read_attributes = o.model_dir.empty();
-    return read_catalog_products(o.catalog, q);
+    return read_catalog_products(catalog_source(o.catalog), q);
   }
   std::vector<std::string> paths = o.images;
   if (!o.image_list.empty())

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 #include <string>
+
+#include "app/catalog_flags.h"
 #include <vector>
 
 #include "write/writer.h"
@@ -12,7 +14,7 @@ namespace tailor {
 
 struct DescribeRunOptions {
   // The products: exactly one of catalog, images, image_list.
-  std::string catalog;
+  CatalogFlags catalog;
   std::vector<std::string> images;
   std::string image_list;  // one photo path per line; blank lines and lines starting with # skipped
   // The attributes: exactly one of attributes_from ("catalog") and model_dir.

@@ -11,7 +11,11 @@ namespace tailor {
 
 void run_prepare(const PrepareRunOptions& o) {
   PrepareOptions opt;
-  opt.catalog_dir = o.catalog;
+  CatalogSource source = catalog_source(o.catalog);
+  opt.catalog_dir = source.location;
+  opt.catalog_format = source.format;
+  opt.columns = source.columns;
+  opt.download = source.download;
   opt.out_dir = o.out;
   opt.article_types = parse_article_types(o.article_types);
   std::vector<AttributeSpec> all = o.templates.empty() ? default_attributes() : load_attribute_specs(o.templates);

@@ -4,10 +4,13 @@
 #include <cstdint>
 #include <string>
 
+#include "app/catalog_flags.h"
+
 namespace tailor {
 
 struct PrepareRunOptions {
-  std::string catalog, out;
+  CatalogFlags catalog;
+  std::string out;
   std::string article_types = "Shirts,Tshirts";  // comma list; "all" = every type
   std::string attributes;  // comma list; empty or "all" = every attribute of the templates
   std::string templates;   // JSON file of question templates (default: the built-in ones)

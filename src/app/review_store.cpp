@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "catalog/catalog_reader.h"
 #include "catalog/prepare.h"
 #include "util/fs.h"
 
@@ -205,29 +206,47 @@ void remember_value(sqlite3* db, const std::string& path, const std::string& nam
   s.step();
 }
 
-// The catalog's product names (styles.csv productDisplayName), id -> name; empty when unknown.
-std::map<std::string, std::string> catalog_names(const std::string& catalog_dir) {
-  std::map<std::string, std::string> names;
-  std::string csv_path = join_path(catalog_dir, "styles.csv");
-  if (catalog_dir.empty() || !file_exists(csv_path)) return names;
-  std::istringstream in(read_file(csv_path));
-  std::string line, why;
-  std::vector<std::string> header, fields;
-  if (!std::getline(in, line) || !parse_csv_line(line, &header, &why)) return names;
-  size_t id_col = std::find(header.begin(), header.end(), "id") - header.begin();
-  size_t name_col = std::find(header.begin(), header.end(), "productDisplayName") - header.begin();
-  if (id_col >= header.size() || name_col >= header.size()) return names;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    // Rows prepare would skip are skipped here too: a name is only a convenience.
-    if (!parse_csv_line(line, &fields, &why) || fields.size() != header.size()) continue;
-    names[fields[id_col]] = fields[name_col];
+// What the catalog says about a product that reviewing needs: its name and photo candidates.
+struct CatalogEntry {
+  std::string name;  // the productDisplayName column; "" when unknown
+  std::vector<std::string> images;
+};
+
+// The catalog through the one reader (catalog/catalog_reader.h, any of its sources), id -> entry.
+// Rows the reader calls bad are left out here (prepare lists them): a name is only a convenience,
+// and the photo search below still looks in <catalog>/images/. A directory that is no catalog (only
+// images/) gives no entries.
+static std::map<std::string, CatalogEntry> catalog_entries(const std::string& catalog_dir) {
+  std::map<std::string, CatalogEntry> entries;
+  if (catalog_dir.empty()) return entries;
+  CatalogSource source;
+  source.location = catalog_dir;
+  std::unique_ptr<CatalogReader> reader;
+  try {
+    detect_catalog_format(catalog_dir);
+    reader = open_catalog(source, CatalogQueryAttributes{});
+  } catch (const Error&) {
+    return entries;
   }
-  return names;
+  CatalogRow row;
+  while (reader->next(&row)) {
+    if (!row.bad_reason.empty()) continue;
+    CatalogProduct p = reader->product(row);
+    entries[row.id] = CatalogEntry{row.column("productDisplayName"), p.images};
+  }
+  return entries;
 }
 
-// The photo of a product: the first of <dir>/<id>.jpg, <dir>/<id>.png that exists.
-std::string find_photo(const PhotoPlaces& places, const std::string& id, std::string* tried) {
+// The photo of a product: the catalog's own (the reader's candidates), else the first of
+// <dir>/<id>.jpg, <dir>/<id>.png that exists.
+static std::string find_photo(const PhotoPlaces& places, const CatalogEntry* entry, const std::string& id,
+                              std::string* tried) {
+  if (entry) {
+    for (const auto& c : entry->images) {
+      if (!is_remote_location(c) && file_exists(c)) return c;
+      *tried += (tried->empty() ? "" : ", ") + c;
+    }
+  }
   std::vector<std::string> dirs;
   if (!places.catalog_dir.empty()) dirs.push_back(join_path(places.catalog_dir, "images"));
   if (!places.photos_dir.empty()) dirs.push_back(places.photos_dir);
@@ -235,7 +254,7 @@ std::string find_photo(const PhotoPlaces& places, const std::string& id, std::st
     for (const char* ext : {".jpg", ".png"}) {
       std::string path = join_path(dir, id + ext);
       if (file_exists(path)) return path;
-      *tried += (tried->empty() ? "" : ", ") + path;
+      if (tried->find(path) == std::string::npos) *tried += (tried->empty() ? "" : ", ") + path;
     }
   if (dirs.empty()) *tried = "no --catalog or --photos given";
   return "";
@@ -317,7 +336,7 @@ ReviewStore::~ReviewStore() { sqlite3_close(db_); }
 
 ImportSummary ReviewStore::import_describe(const std::string& jsonl_path, const PhotoPlaces& photos) {
   std::string text = read_file(jsonl_path);
-  std::map<std::string, std::string> names = catalog_names(photos.catalog_dir);
+  std::map<std::string, CatalogEntry> catalog = catalog_entries(photos.catalog_dir);
   std::vector<ReviewProduct> products;
   std::set<std::string> ids;
   ImportSummary sum;
@@ -331,9 +350,10 @@ ImportSummary ReviewStore::import_describe(const std::string& jsonl_path, const 
     ReviewProduct p = parse_describe_line(line, where);
     if (!ids.insert(p.id).second) throw Error(where + ": field \"id\": product " + p.id + " appears twice");
     p.line = line_no;
-    if (p.name.empty() && names.count(p.id)) p.name = names[p.id];
+    auto entry = catalog.find(p.id);
+    if (p.name.empty() && entry != catalog.end()) p.name = entry->second.name;
     std::string tried;
-    p.image = find_photo(photos, p.id, &tried);
+    p.image = find_photo(photos, entry == catalog.end() ? nullptr : &entry->second, p.id, &tried);
     if (p.image.empty()) {
       p.image_error = "no photo for product " + p.id + " (tried " + tried + ")";
       sum.missing_photos.push_back(p.image_error);

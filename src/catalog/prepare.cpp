@@ -20,6 +20,8 @@
 
 namespace tailor {
 
+const char* const kValueNotAllowed = "value not allowed";
+
 using json = nlohmann::json;
 using ojson = nlohmann::ordered_json;
 
@@ -39,17 +41,18 @@ struct ProductResult {
   std::string image;                                        // absolute path
   std::vector<std::pair<size_t, std::string>> values;       // (attribute index, value)
   std::vector<size_t> na;                                   // attribute indices without a value
+  std::vector<std::pair<size_t, std::string>> not_allowed;  // (attribute index, the catalog's value)
 };
 
-static ProductResult read_product(const StylesRow& row, const std::string& catalog,
-                                  const std::set<std::string>& types, const std::vector<AttributeSpec>& attrs) {
+static ProductResult read_product(const CatalogReader& reader, const CatalogRow& row, DownloadCache* cache,
+                                  int64_t max_image_bytes) {
   ProductResult r;
-  auto skip = [&](const char* reason, const std::string& file, const std::string& detail) {
+  auto skip = [&](const std::string& reason, const std::string& file, const std::string& detail) {
     r.kind = ProductResult::kSkipped;
     r.skip = {reason, file, detail};
     return r;
   };
-  CatalogProduct cp = read_catalog_product(catalog, row, types, attrs);
+  CatalogProduct cp = reader.product(row);
   r.warnings = cp.warnings;
   if (!cp.problem.empty()) {
     r.kind = ProductResult::kSkipped;
@@ -62,53 +65,41 @@ static ProductResult read_product(const StylesRow& row, const std::string& catal
   }
   r.values = cp.values;
   r.na = cp.missing;
+  r.not_allowed = cp.not_allowed;
   if (r.values.empty()) {
     r.kind = ProductResult::kUsable;  // counted as "without pairs" by the caller
     return r;
   }
 
-  // The image: decoded in full so that no bad image reaches training.
-  std::string img_path = catalog_image_path(catalog, row.id);
-  if (!file_exists(img_path)) return skip(kSkipMissingImage, img_path, "no such file (nor " + row.id + ".png)");
+  // The image: found (or downloaded), then decoded in full so that no bad image reaches training.
+  LocatedImage img = locate_image(cp.images, cache);
+  if (img.path.empty()) {
+    const std::string& file = img.location.empty() ? row.where : img.location;
+    return skip(img.reason, file, img.detail);
+  }
+  const std::string img_path = img.path;
   try {
-    std::vector<uint8_t> bytes = read_file_bytes(img_path);
-    ImageRGB img = decode_image(bytes);
-    (void)img;
+    std::string bytes = read_input_file(img_path, max_image_bytes);
+    ImageRGB decoded = decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    (void)decoded;
   } catch (const Error& e) {
     std::string msg = e.what();
     bool truncated = msg.find("truncated") != std::string::npos;
-    return skip(truncated ? kSkipTruncatedImage : kSkipBadImage, img_path, msg);
+    // A downloaded photo is named by its URL (its cached copy in the detail).
+    std::string file = img.location == img_path ? img_path : img.location;
+    if (file != img_path) msg += " (cached as " + img_path + ")";
+    return skip(truncated ? kSkipTruncatedImage : kSkipBadImage, file, msg);
   }
   r.image = img_path;
   r.kind = ProductResult::kUsable;
   return r;
 }
 
-// Every product of the CSV read (JSON, attributes, image). Products are independent, so a few
-// threads take them from a shared counter; results land in their catalog slot (output order =
-// catalog order).
-static std::vector<ProductResult> read_products(const StylesCsv& csv, const std::string& catalog,
-                                                const PrepareOptions& opt) {
-  std::set<std::string> types(opt.article_types.begin(), opt.article_types.end());
-  std::vector<ProductResult> results(csv.rows.size());
-  bool quiet = Progress::quiet;
-  if (!opt.progress) Progress::quiet = true;
-  Progress progress("prepare", static_cast<int64_t>(csv.rows.size()), "products");
-  parallel_for(static_cast<int64_t>(csv.rows.size()), worker_count(opt.threads), [&](int64_t i) {
-    try {
-      results[i] = read_product(csv.rows[i], catalog, types, opt.attributes);
-    } catch (const std::exception& e) {
-      // Anything unforeseen (e.g. out of memory on one file) still names the product.
-      results[i].kind = ProductResult::kSkipped;
-      results[i].skip = {kSkipInvalidJson, join_path(join_path(catalog, "styles"), csv.rows[i].id + ".json"),
-                         std::string("unexpected error: ") + e.what()};
-    }
-    progress.add(1);
-  });
-  progress.finish();
-  Progress::quiet = quiet;
-  return results;
-}
+// A product that gives pairs, kept until the split (the only per-product memory of a run).
+struct ProductPairs {
+  std::string id, image;
+  std::vector<std::pair<size_t, std::string>> values;
+};
 
 // ---- writing --------------------------------------------------------------------------------
 
@@ -137,6 +128,7 @@ static ojson manifest_json(const PrepareOptions& opt, const std::string& catalog
   ojson m;
   m["created_by"] = "tailor prepare";
   m["catalog"] = catalog;
+  m["format"] = sum.catalog_format;
   ojson o;
   o["article_types"] = opt.article_types;  // [] = all
   o["attributes"] = ojson::array();
@@ -157,7 +149,8 @@ static ojson manifest_json(const PrepareOptions& opt, const std::string& catalog
     int64_t tr = sum.train_counts.count(a.name) ? sum_counts(sum.train_counts.at(a.name)) : 0;
     int64_t va = sum.val_counts.count(a.name) ? sum_counts(sum.val_counts.at(a.name)) : 0;
     int64_t na = sum.na_values.count(a.name) ? sum.na_values.at(a.name) : 0;
-    per_attr[a.name] = {{"train", tr}, {"val", va}, {"no_value", na}};
+    int64_t bad = sum.not_allowed.count(a.name) ? sum.not_allowed.at(a.name) : 0;
+    per_attr[a.name] = {{"train", tr}, {"val", va}, {"no_value", na}, {"not_allowed", bad}};
   }
   c["per_attribute"] = per_attr;
   c["values"] = {{"train", counts_json(sum.train_counts)}, {"val", counts_json(sum.val_counts)}};
@@ -168,42 +161,44 @@ static ojson manifest_json(const PrepareOptions& opt, const std::string& catalog
   m["skipped"] = ojson::array();
   for (const auto& s : sum.skipped)
     m["skipped"].push_back({{"file", s.file}, {"reason", s.reason}, {"detail", s.detail}});
+  m["values_not_allowed"] = ojson::array();
+  for (const auto& s : sum.values_not_allowed)
+    m["values_not_allowed"].push_back({{"file", s.file}, {"reason", s.reason}, {"detail", s.detail}});
   m["warnings"] = sum.warnings;
   m["ids_without_pairs"] = sum.ids_without_pairs;
-  m["outputs"] = {"train.jsonl", "val.jsonl", "vqa_train.csv", "vqa_test.csv"};
+  m["outputs"] = {"train.jsonl", "val.jsonl", "vqa_train.csv", "vqa_test.csv", "tailor_task.json"};
   return m;
 }
 
 // Split by product: order by a seeded hash of the id, the first round(f * n) are val.
-static std::vector<bool> val_products(const StylesCsv& csv, const std::vector<size_t>& with_pairs,
-                                      const PrepareOptions& opt) {
+static std::vector<bool> val_products(const std::vector<ProductPairs>& products, const PrepareOptions& opt) {
   std::vector<std::pair<uint64_t, size_t>> order;
-  for (size_t i : with_pairs) order.push_back({splitmix64_mix(opt.seed ^ fnv1a64(csv.rows[i].id)), i});
+  for (size_t i = 0; i < products.size(); ++i) order.push_back({splitmix64_mix(opt.seed ^ fnv1a64(products[i].id)), i});
   std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
     if (a.first != b.first) return a.first < b.first;
-    return csv.rows[a.second].id < csv.rows[b.second].id;
+    return products[a.second].id < products[b.second].id;
   });
   size_t n_val = static_cast<size_t>(std::llround(opt.val_fraction * static_cast<double>(order.size())));
-  std::vector<bool> is_val(csv.rows.size(), false);
+  std::vector<bool> is_val(products.size(), false);
   for (size_t k = 0; k < n_val && k < order.size(); ++k) is_val[order[k].second] = true;
   return is_val;
 }
 
 // The pairs of the products that have values, as train/val JSONL and CSV text, counted in sum.
-static void write_pairs(const StylesCsv& csv, const std::vector<ProductResult>& results,
-                        const std::vector<size_t>& with_pairs, const PrepareOptions& opt, PrepareSummary& sum) {
-  std::vector<bool> is_val = val_products(csv, with_pairs, opt);
+static void write_pairs(const std::vector<ProductPairs>& products, const PrepareOptions& opt, const std::string& dir,
+                        PrepareSummary& sum) {
+  std::vector<bool> is_val = val_products(products, opt);
   std::string train_jsonl, val_jsonl;
   std::string header_csv = "id,Question,Answer\n";
   std::string train_csv = header_csv, val_csv = header_csv;
-  for (size_t i : with_pairs) {
-    const ProductResult& r = results[i];
+  for (size_t i = 0; i < products.size(); ++i) {
+    const ProductPairs& r = products[i];
     bool val = is_val[i];
     (val ? sum.products_val : sum.products_train)++;
     for (const auto& [a, value] : r.values) {
       const AttributeSpec& spec = opt.attributes[a];
       VqaPair p;
-      p.id = csv.rows[i].id;
+      p.id = r.id;
       p.image = r.image;
       p.attribute = spec.name;
       p.question = spec.question;
@@ -216,19 +211,142 @@ static void write_pairs(const StylesCsv& csv, const std::vector<ProductResult>& 
       (val ? sum.pairs_val : sum.pairs_train)++;
     }
   }
-  make_dirs(opt.out_dir);
-  auto out = [&](const char* name) { return join_path(opt.out_dir, name); };
+  auto out = [&](const char* name) { return join_path(dir, name); };
   write_file_atomic(out("train.jsonl"), train_jsonl);
   write_file_atomic(out("val.jsonl"), val_jsonl);
   write_file_atomic(out("vqa_train.csv"), train_csv);
   write_file_atomic(out("vqa_test.csv"), val_csv);
-  sum.outputs = {out("train.jsonl"), out("val.jsonl"), out("vqa_train.csv"), out("vqa_test.csv"),
-                 out("manifest.json")};
+  // The task the pairs were made with (allowed values, aliases, article types): train stores it with the model.
+  TaskInfo task;
+  task.attributes = opt.attributes;
+  save_task_info(dir, task);
+  auto final_path = [&](const char* name) { return join_path(opt.out_dir, name); };
+  sum.outputs = {final_path("train.jsonl"), final_path("val.jsonl"), final_path("vqa_train.csv"),
+                 final_path("vqa_test.csv"), final_path("tailor_task.json"), final_path("manifest.json")};
+}
+
+// prepare's outputs are one set: they are written into <out>.tmp and swapped in by renames (as
+// checkpoints are), so a reader sees the previous complete set or the new one, never a mix. What a
+// killed run leaves behind is put right first: a stale <out>.tmp goes; an <out>.old without <out>
+// (a kill between the two renames) becomes <out> again. --out must be new, empty, or an earlier
+// output of prepare (its manifest says so): a directory of other files is never replaced.
+static std::string strip_slashes(std::string p) {
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
+// Every directory prepare writes holds this file, so that it replaces or removes only its own:
+// <out>, <out>.tmp and <out>.old of a user's are left alone.
+static const char* const kOutputMarker = ".tailor-prepare";
+
+static bool is_prepare_output(const std::string& dir) {
+  if (file_exists(join_path(dir, kOutputMarker))) return true;
+  // Outputs written before the marker existed: their manifest says who wrote them.
+  const std::string manifest = join_path(dir, "manifest.json");
+  try {
+    return file_exists(manifest) && json::parse(read_file(manifest)).value("created_by", "") == "tailor prepare";
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+static void prepare_output_dir(const std::string& out) {
+  const std::string tmp = out + ".tmp", old = out + ".old";
+  for (const std::string& d : {tmp, old})
+    if (std::filesystem::exists(d) && !is_prepare_output(d))
+      throw Error("prepare: " + d + " exists and is not a leftover of tailor prepare; move it away or give another --out");
+  remove_tree(tmp);
+  if (!std::filesystem::exists(out) && std::filesystem::exists(old)) std::filesystem::rename(old, out);
+  remove_tree(old);
+  if (!std::filesystem::exists(out)) return;
+  if (!std::filesystem::is_directory(out)) throw Error("prepare: --out " + out + " exists and is not a directory");
+  if (std::filesystem::is_empty(out) || is_prepare_output(out)) return;
+  throw Error("prepare: --out " + out + " holds other files (it is no output of tailor prepare); give a new or empty "
+              "directory, prepare replaces it as a whole");
+}
+
+static void swap_in_output_dir(const std::string& out) {
+  const std::string tmp = out + ".tmp", old = out + ".old";
+  if (std::filesystem::exists(out)) std::filesystem::rename(out, old);
+  std::filesystem::rename(tmp, out);
+  remove_tree(old);
+}
+
+// What one row turned into, counted into the summary in catalog order.
+static void count_product(const CatalogRow& row, ProductResult&& r, const PrepareOptions& opt, PrepareSummary& sum,
+                          std::vector<ProductPairs>& with_pairs) {
+  for (auto& w : r.warnings) sum.warnings.push_back(std::move(w));
+  if (r.kind == ProductResult::kSkipped) sum.skipped.push_back(r.skip);
+  if (r.kind == ProductResult::kOtherType) ++sum.products_other_type;
+  if (r.kind != ProductResult::kUsable) return;
+  ++sum.products_selected;
+  for (size_t a : r.na) sum.na_values[opt.attributes[a].name]++;
+  for (const auto& [a, raw] : r.not_allowed) {
+    sum.not_allowed[opt.attributes[a].name]++;
+    sum.values_not_allowed.push_back({kValueNotAllowed, row.where, opt.attributes[a].name + " \"" + raw + "\""});
+  }
+  if (r.values.empty()) {
+    ++sum.products_without_pairs;
+    sum.ids_without_pairs.push_back(row.id);
+  } else {
+    with_pairs.push_back({row.id, std::move(r.image), std::move(r.values)});
+  }
+}
+
+// Every row of the catalog, streamed: a chunk of rows is read, its products resolved by a few
+// threads (JSON, image decoding), then counted in catalog order; memory holds one chunk plus the
+// products that give pairs.
+static std::vector<ProductPairs> read_products(CatalogReader& reader, const PrepareOptions& opt,
+                                               PrepareSummary& sum) {
+  const size_t kChunk = 4096;
+  std::vector<ProductPairs> with_pairs;
+  bool quiet = Progress::quiet;
+  if (!opt.progress) Progress::quiet = true;
+  std::error_code ec;
+  int64_t table_bytes = static_cast<int64_t>(std::filesystem::file_size(reader.path(), ec));
+  if (ec) table_bytes = 0;
+  Progress progress("prepare", table_bytes, "bytes");
+  int64_t bytes_shown = 0;
+  // Downloads wait on the network, not the cores: a table's photos are read by as many threads as
+  // downloads may be in flight.
+  DownloadCache cache(opt.download);
+  const bool table = reader.format() != "kaggle" && reader.format() != "vqa";
+  const int workers = table ? std::max(worker_count(opt.threads), opt.download.concurrency) : worker_count(opt.threads);
+  std::vector<CatalogRow> rows(kChunk);
+  std::vector<ProductResult> results(kChunk);
+  while (true) {
+    size_t n = 0;
+    while (n < kChunk && reader.next(&rows[n])) ++n;
+    if (n == 0) break;
+    parallel_for(static_cast<int64_t>(n), workers, [&](int64_t i) {
+      results[i] = ProductResult();
+      if (!rows[i].bad_reason.empty()) {
+        results[i].kind = ProductResult::kSkipped;
+        results[i].skip = {rows[i].bad_reason, rows[i].where, rows[i].bad_detail};
+        return;
+      }
+      try {
+        results[i] = read_product(reader, rows[i], &cache, opt.download.max_bytes);
+      } catch (const std::exception& e) {
+        // Anything unforeseen (e.g. out of memory on one file) still names the product.
+        results[i].kind = ProductResult::kSkipped;
+        results[i].skip = {kSkipInvalidJson, rows[i].where, std::string("unexpected error: ") + e.what()};
+      }
+    });
+    for (size_t i = 0; i < n; ++i) count_product(rows[i], std::move(results[i]), opt, sum, with_pairs);
+    progress.add(reader.bytes_read() - bytes_shown, std::to_string(reader.rows()) + " rows");
+    bytes_shown = reader.bytes_read();
+  }
+  progress.finish();
+  Progress::quiet = quiet;
+  sum.csv_rows = reader.rows();
+  for (const auto& s : sum.skipped) sum.skipped_by_reason[s.reason]++;
+  return with_pairs;
 }
 
 PrepareSummary prepare_catalog(const PrepareOptions& opt) {
   auto t0 = std::chrono::steady_clock::now();
-  if (opt.catalog_dir.empty()) throw Error("prepare: no catalog directory given");
+  if (opt.catalog_dir.empty()) throw Error("prepare: no catalog given");
   if (opt.out_dir.empty()) throw Error("prepare: no output directory given");
   if (!(opt.val_fraction >= 0.0 && opt.val_fraction <= 1.0))
     throw Error("prepare: --val-fraction must be in [0, 1], got " + std::to_string(opt.val_fraction));
@@ -238,52 +356,41 @@ PrepareSummary prepare_catalog(const PrepareOptions& opt) {
     if (!attr_names.insert(a.name).second) throw Error("prepare: attribute \"" + a.name + "\" given twice");
 
   std::error_code ec;
-  std::string catalog = std::filesystem::weakly_canonical(std::filesystem::absolute(opt.catalog_dir), ec).string();
-  if (ec) catalog = std::filesystem::absolute(opt.catalog_dir).string();
-  StylesCsv csv;
+  std::string catalog = opt.catalog_dir;
+  if (!is_remote_location(catalog)) {
+    catalog = std::filesystem::weakly_canonical(std::filesystem::absolute(opt.catalog_dir), ec).string();
+    if (ec) catalog = std::filesystem::absolute(opt.catalog_dir).string();
+  }
+  CatalogSource source;
+  source.location = catalog;
+  source.format = opt.catalog_format;
+  source.columns = opt.columns;
+  source.download = opt.download;
+  CatalogQueryAttributes query;
+  query.attributes = opt.attributes;
+  query.article_types = std::set<std::string>(opt.article_types.begin(), opt.article_types.end());
+  std::unique_ptr<CatalogReader> reader;
   try {
-    csv = read_styles_csv(catalog);
+    reader = open_catalog(source, query);
   } catch (const Error& e) {
     throw Error(std::string("prepare: ") + e.what());
   }
 
+  const std::string out_dir = strip_slashes(opt.out_dir);
+  prepare_output_dir(out_dir);
+
   PrepareSummary sum;
   sum.catalog_dir = catalog;
+  sum.catalog_format = reader->format();
   sum.out_dir = opt.out_dir;
-  sum.csv_rows = csv.data_rows;
-  std::vector<ProductResult> results = read_products(csv, catalog, opt);
-
-  // Skipped items in catalog (line) order: CSV rows and products interleaved.
-  size_t c = 0;
-  for (size_t i = 0; i <= csv.rows.size(); ++i) {
-    int64_t line = i < csv.rows.size() ? csv.rows[i].line_no : INT64_MAX;
-    while (c < csv.bad.size() && csv.bad[c].line_no < line) {
-      sum.skipped.push_back({kSkipMalformedCsvRow, csv.bad[c].where, csv.bad[c].detail});
-      ++c;
-    }
-    if (i < csv.rows.size() && results[i].kind == ProductResult::kSkipped) sum.skipped.push_back(results[i].skip);
-  }
-  for (const auto& s : sum.skipped) sum.skipped_by_reason[s.reason]++;
-
-  std::vector<size_t> with_pairs;
-  for (size_t i = 0; i < csv.rows.size(); ++i) {
-    const ProductResult& r = results[i];
-    for (const auto& w : r.warnings) sum.warnings.push_back(w);
-    if (r.kind == ProductResult::kOtherType) ++sum.products_other_type;
-    if (r.kind != ProductResult::kUsable) continue;
-    ++sum.products_selected;
-    for (size_t a : r.na) sum.na_values[opt.attributes[a].name]++;
-    if (r.values.empty()) {
-      ++sum.products_without_pairs;
-      sum.ids_without_pairs.push_back(csv.rows[i].id);
-    } else {
-      with_pairs.push_back(i);
-    }
-  }
-
-  write_pairs(csv, results, with_pairs, opt, sum);
-  write_file_atomic(join_path(opt.out_dir, "manifest.json"),
+  std::vector<ProductPairs> with_pairs = read_products(*reader, opt, sum);
+  const std::string tmp = out_dir + ".tmp";
+  make_dirs(tmp);
+  write_file_atomic(join_path(tmp, kOutputMarker), std::string("written by tailor prepare; replaced as a whole by the next run\n"));
+  write_pairs(with_pairs, opt, tmp, sum);
+  write_file_atomic(join_path(tmp, "manifest.json"),
                     manifest_json(opt, catalog, sum).dump(2, ' ', false, ojson::error_handler_t::replace) + "\n");
+  swap_in_output_dir(out_dir);
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return sum;
 }
@@ -294,7 +401,7 @@ std::string format_prepare_summary(const PrepareSummary& s, size_t max_listed) {
   std::snprintf(b, sizeof b, "prepare: %s -> %s in %.2f s\n", s.catalog_dir.c_str(), s.out_dir.c_str(), s.seconds);
   o += b;
   std::snprintf(b, sizeof b,
-                "  products: %lld rows in styles.csv, %lld of the selected types, %lld of other types, %lld skipped, "
+                "  products: %lld rows, %lld of the selected types, %lld of other types, %lld skipped, "
                 "%lld without any value\n",
                 (long long)s.csv_rows, (long long)s.products_selected, (long long)s.products_other_type,
                 (long long)s.skipped.size(), (long long)s.products_without_pairs);
@@ -328,6 +435,15 @@ std::string format_prepare_summary(const PrepareSummary& s, size_t max_listed) {
       o += "    " + s.skipped[i].file + ": " + s.skipped[i].reason + ": " + s.skipped[i].detail + "\n";
     if (s.skipped.size() > max_listed)
       o += "    ... and " + std::to_string(s.skipped.size() - max_listed) + " more (all listed in manifest.json)\n";
+  }
+  if (!s.values_not_allowed.empty()) {
+    o += "  values the task does not allow (no pair):";
+    for (const auto& kv : s.not_allowed) o += " " + kv.first + " " + std::to_string(kv.second) + ";";
+    o += "\n";
+    for (size_t i = 0; i < s.values_not_allowed.size() && i < max_listed; ++i)
+      o += "    " + s.values_not_allowed[i].file + ": " + s.values_not_allowed[i].detail + "\n";
+    if (s.values_not_allowed.size() > max_listed)
+      o += "    ... and " + std::to_string(s.values_not_allowed.size() - max_listed) + " more (all listed in manifest.json)\n";
   }
   if (!s.warnings.empty())
     o += "  warnings: " + std::to_string(s.warnings.size()) + " CSV/JSON disagreements (listed in manifest.json)\n";

@@ -1,9 +1,10 @@
-// tailor prepare: a Kaggle-layout catalog (styles.csv, styles/<id>.json, images/<id>.jpg) becomes
-// visual question/answer pairs, split by product into train and val.
+// tailor prepare: a catalog (any source of catalog/catalog_reader.h: the Kaggle layout, a product
+// table, an imagefolder, the original system's vqa files) becomes visual question/answer pairs,
+// split by product into train and val. The catalog is streamed: memory holds the pairs, not the rows.
 //
 // The catalog is read by catalog/catalog_reader.h (which products, where each attribute comes from,
 // what counts as no value). On top of it (see docs/catalog.md for the why):
-// - Bad CSV rows are skipped as "malformed CSV row", listed with their line.
+// - Bad rows are skipped as "malformed CSV row" / "malformed row", listed with FILE:LINE.
 // - One pair per product and selected attribute; a product without a value for an attribute gives
 //   no pair for it.
 // - The image is fully decoded, whatever its name says, and a product whose image fails is skipped
@@ -26,7 +27,10 @@
 namespace tailor {
 
 struct PrepareOptions {
-  std::string catalog_dir;
+  std::string catalog_dir;     // the catalog: a directory or a table file (catalog/catalog_reader.h)
+  std::string catalog_format;  // "" = recognised from what is there
+  CatalogColumns columns;      // which table column holds what (tables only)
+  DownloadOptions download;    // remote tables and photos: cache, concurrency, retries, limits, S3
   std::string out_dir;
   std::vector<std::string> article_types = {"Shirts", "Tshirts"};  // empty = every article type
   std::vector<AttributeSpec> attributes = default_attributes();
@@ -36,6 +40,9 @@ struct PrepareOptions {
   bool progress = true;
 };
 
+// A value the task's allowed values and aliases do not cover (no pair; listed, never dropped silently).
+extern const char* const kValueNotAllowed;  // "value not allowed"
+
 // One input item that could not be used, and why.
 struct SkippedItem {
   std::string reason;  // one of the kSkip* names (catalog/catalog_reader.h)
@@ -44,8 +51,8 @@ struct SkippedItem {
 };
 
 struct PrepareSummary {
-  std::string catalog_dir, out_dir;
-  int64_t csv_rows = 0;              // data rows in styles.csv
+  std::string catalog_dir, catalog_format, out_dir;
+  int64_t csv_rows = 0;              // data rows of the catalog (styles.csv, the table, ...)
   int64_t products_other_type = 0;   // left out: article type not selected
   int64_t products_selected = 0;     // of a selected type, read without error
   int64_t products_without_pairs = 0;
@@ -54,6 +61,8 @@ struct PrepareSummary {
   // attribute -> value -> pair count, per split
   std::map<std::string, std::map<std::string, int64_t>> train_counts, val_counts;
   std::map<std::string, int64_t> na_values;  // attribute -> products whose value was "NA"/empty/absent
+  std::map<std::string, int64_t> not_allowed;  // attribute -> products whose value the task does not allow
+  std::vector<SkippedItem> values_not_allowed;  // each: kValueNotAllowed, FILE:LINE, Attribute "value"
   std::map<std::string, int64_t> skipped_by_reason;
   std::vector<SkippedItem> skipped;       // in catalog order
   std::vector<std::string> warnings;      // CSV/JSON disagreements
@@ -63,7 +72,7 @@ struct PrepareSummary {
 };
 
 // Reads, checks and writes everything (train.jsonl, val.jsonl, vqa_train.csv, vqa_test.csv,
-// manifest.json in out_dir, each written atomically). Throws Error only for problems with the whole
+// tailor_task.json (the attributes asked), manifest.json in out_dir, each written atomically). Throws Error only for problems with the whole
 // run (no styles.csv, unusable header, bad options, cannot write); bad items are skipped and reported.
 // The caller decides what "nothing usable" means (see prepare_has_pairs).
 PrepareSummary prepare_catalog(const PrepareOptions& opt);

@@ -9,7 +9,7 @@ namespace tailor::cli {
 void add_describe(CLI::App& app) {
   auto f = std::make_shared<DescribeRunOptions>();
   auto* cmd = app.add_subcommand("describe", "Write product descriptions for a catalog or photos (resumable JSONL)");
-  cmd->add_option("--catalog", f->catalog, "Catalog directory (styles.csv, styles/<id>.json, images/<id>.jpg)");
+  add_catalog_flags(cmd, f->catalog, /*required=*/false, "catalog-");
   cmd->add_option("--images", f->images, "Photos to describe (id = file name without extension)");
   cmd->add_option("--image-list", f->image_list, "File with one photo path per line");
   cmd->add_option("--attributes-from", f->attributes_from, "\"catalog\": use the catalog's own attributes, no model");
@@ -22,7 +22,7 @@ void add_describe(CLI::App& app) {
                   "Mark a product needs_review when a predicted attribute's confidence is below this (default: the model's calibrated threshold, else 0.5)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_flag("--doubtful-to-writer", f->doubtful_to_writer, "Give the writer doubtful attributes too (default: left out of its facts)");
-  cmd->add_option("--attributes", f->attributes_file, "Attribute templates (JSON) to read from the catalog");
+  cmd->add_option("--attributes", f->attributes_file, "Task file (JSON) of the attributes to read from the catalog (docs/catalog.md)");
   cmd->add_option("--article-types", f->article_types, "Only these articleType values (e.g. Shirts,Tshirts)")
       ->delimiter(',');
   cmd->add_option("--ids", f->ids, "Only these product ids")->delimiter(',');

@@ -1,20 +1,22 @@
 #include "app/prepare_run.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
 
 namespace tailor::cli {
 
 void add_prepare(CLI::App& app) {
-  auto* cmd = app.add_subcommand("prepare", "Turn a catalog (styles.csv, styles/<id>.json, images/) into VQA pairs");
+  auto* cmd = app.add_subcommand("prepare", "Turn a catalog (Kaggle layout, product table, imagefolder, vqa files) into VQA pairs");
   auto args = std::make_shared<PrepareRunOptions>();
-  cmd->add_option("--catalog", args->catalog, "Catalog directory (Kaggle Fashion Product Images layout)")->required();
-  cmd->add_option("--out", args->out, "Output directory (train.jsonl, val.jsonl, vqa_*.csv, manifest.json)")
+  add_catalog_flags(cmd, args->catalog, /*required=*/true);
+  cmd->add_option("--out", args->out, "Output directory (train.jsonl, val.jsonl, vqa_*.csv, tailor_task.json, manifest.json), replaced as a whole")
       ->required();
   cmd->add_option("--article-types", args->article_types, "Comma-separated article types, or \"all\"")
       ->capture_default_str();
   cmd->add_option("--attributes", args->attributes,
                   "Comma-separated attributes to ask about (default: all of the templates)");
-  cmd->add_option("--templates", args->templates,
-                  "JSON file of question templates: {\"Attribute\": \"question\", ...}");
+  cmd->add_option("--task,--templates", args->templates,
+                  "Task file (JSON): the attributes, their questions, allowed values with aliases, article types "
+                  "(docs/catalog.md); or {\"Attribute\": \"question\", ...}");
   cmd->add_option("--val-fraction", args->val_fraction, "Fraction of products for validation")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));

@@ -1,9 +1,12 @@
 #include "core/attributes.h"
 
+#include <set>
+
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/json_positions.h"
 #include "util/text.h"
 
 namespace tailor {
@@ -23,37 +26,143 @@ std::vector<AttributeSpec> default_attributes() {
   };
 }
 
-static std::vector<AttributeSpec> specs_from_json(const json& j, const std::string& where) {
-  std::vector<AttributeSpec> out;
-  if (j.is_object()) {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (!it.value().is_string())
-        throw Error(where + ": the question for \"" + it.key() + "\" must be a string");
-      out.push_back({it.key(), it.value().get<std::string>()});
+// The comparison form of a value: ASCII lower case, trimmed, runs of spaces as one.
+static std::string value_key(const std::string& v) {
+  std::string out;
+  bool space = false;
+  for (char c : trim(v)) {
+    if (c == ' ' || c == '\t') {
+      space = true;
+      continue;
     }
-  } else if (j.is_array()) {
-    for (size_t i = 0; i < j.size(); ++i) {
-      const json& e = j[i];
-      if (!e.is_object() || !e.contains("name") || !e.contains("question") || !e["name"].is_string() ||
-          !e["question"].is_string())
-        throw Error(where + ": entry " + std::to_string(i) + " needs string fields \"name\" and \"question\"");
-      out.push_back({e["name"].get<std::string>(), e["question"].get<std::string>()});
-    }
-  } else {
-    throw Error(where + ": expected an object {attribute: question} or an array of {name, question}");
+    if (space) out += ' ';
+    space = false;
+    out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
   }
-  if (out.empty()) throw Error(where + ": no attributes");
   return out;
 }
 
-std::vector<AttributeSpec> load_attribute_specs(const std::string& path) {
-  json j;
-  try {
-    j = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    throw Error(path + ": invalid JSON: " + e.what());
+std::string normalize_value(const AttributeSpec& attribute, const std::string& raw) {
+  if (attribute.allowed.empty()) return trim(raw);
+  const std::string key = value_key(raw);
+  for (const auto& v : attribute.allowed) {
+    if (value_key(v.value) == key) return v.value;
+    for (const auto& alias : v.aliases)
+      if (value_key(alias) == key) return v.value;
   }
-  return specs_from_json(j, path);
+  return "";
+}
+
+bool applies_to(const AttributeSpec& attribute, const std::string& article_type) {
+  if (attribute.article_types.empty() || article_type.empty()) return true;
+  for (const auto& t : attribute.article_types)
+    if (t == article_type) return true;
+  return false;
+}
+
+// Names a field of a task file in errors: "file:LINE: field" (the line from json_value_lines).
+struct TaskFileWhere {
+  std::string file;
+  std::map<std::string, int64_t> lines;
+  std::string operator()(const std::string& field) const {
+    auto it = lines.find(field);
+    std::string at = it == lines.end() ? file : file + ":" + std::to_string(it->second);
+    return field.empty() ? at : at + ": " + field;
+  }
+};
+
+static std::string non_empty_string(const json& j, const std::string& field, const TaskFileWhere& where) {
+  if (!j.is_string() || trim(j.get<std::string>()).empty()) throw Error(where(field) + " must be a non-empty string");
+  return j.get<std::string>();
+}
+
+static std::vector<std::string> string_list(const json& j, const std::string& field, const TaskFileWhere& where) {
+  if (!j.is_array()) throw Error(where(field) + " must be a list of strings");
+  std::vector<std::string> out;
+  for (size_t i = 0; i < j.size(); ++i) out.push_back(non_empty_string(j[i], field + "[" + std::to_string(i) + "]", where));
+  return out;
+}
+
+// One entry {name, question, values?, article_types?} at `field` ("attributes[2]").
+static AttributeSpec spec_from_json(const json& e, const std::string& field, const TaskFileWhere& where) {
+  if (!e.is_object()) throw Error(where(field) + " must be an object {name, question, values, article_types}");
+  for (auto it = e.begin(); it != e.end(); ++it)
+    if (it.key() != "name" && it.key() != "question" && it.key() != "values" && it.key() != "article_types")
+      throw Error(where(field + "." + it.key()) + ": unknown field (name, question, values, article_types)");
+  if (!e.contains("name")) throw Error(where(field) + " has no \"name\"");
+  if (!e.contains("question")) throw Error(where(field) + " has no \"question\"");
+  AttributeSpec a;
+  a.name = non_empty_string(e["name"], field + ".name", where);
+  a.question = non_empty_string(e["question"], field + ".question", where);
+  if (e.contains("article_types")) a.article_types = string_list(e["article_types"], field + ".article_types", where);
+  if (e.contains("values")) {
+    const json& vs = e["values"];
+    const std::string vfield = field + ".values";
+    if (!vs.is_array() || vs.empty()) throw Error(where(vfield) + " must be a non-empty list of values");
+    std::map<std::string, std::string> seen;  // comparison form -> the field that wrote it
+    auto claim = [&](const std::string& text, const std::string& f) {
+      auto [it, fresh] = seen.insert({value_key(text), f});
+      if (!fresh) throw Error(where(f) + ": \"" + text + "\" is the same value as " + it->second + " (case and spaces ignored)");
+    };
+    for (size_t i = 0; i < vs.size(); ++i) {
+      const std::string f = vfield + "[" + std::to_string(i) + "]";
+      AllowedValue v;
+      if (vs[i].is_string()) {
+        v.value = non_empty_string(vs[i], f, where);
+      } else if (vs[i].is_object()) {
+        for (auto it = vs[i].begin(); it != vs[i].end(); ++it)
+          if (it.key() != "value" && it.key() != "aliases")
+            throw Error(where(f + "." + it.key()) + ": unknown field (value, aliases)");
+        if (!vs[i].contains("value")) throw Error(where(f) + " has no \"value\"");
+        v.value = non_empty_string(vs[i]["value"], f + ".value", where);
+        if (vs[i].contains("aliases")) v.aliases = string_list(vs[i]["aliases"], f + ".aliases", where);
+      } else {
+        throw Error(where(f) + " must be a string or {\"value\", \"aliases\"}");
+      }
+      claim(v.value, vs[i].is_object() ? f + ".value" : f);
+      v.value = trim(v.value);
+      for (size_t k = 0; k < v.aliases.size(); ++k) claim(v.aliases[k], f + ".aliases[" + std::to_string(k) + "]");
+      a.allowed.push_back(v);
+    }
+  }
+  return a;
+}
+
+static std::vector<AttributeSpec> specs_from_json(const json& j, const std::string& field, const TaskFileWhere& where) {
+  std::vector<AttributeSpec> out;
+  if (j.is_object() && j.contains("attributes") && j["attributes"].is_array()) {
+    return specs_from_json(j["attributes"], "attributes", where);
+  } else if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it)
+      out.push_back({it.key(), non_empty_string(it.value(), field.empty() ? it.key() : field + "." + it.key(), where)});
+  } else if (j.is_array()) {
+    for (size_t i = 0; i < j.size(); ++i) out.push_back(spec_from_json(j[i], field + "[" + std::to_string(i) + "]", where));
+  } else {
+    throw Error(where(field) + ": expected {\"attributes\": [...]}, an array of {name, question}, or {attribute: question}");
+  }
+  if (out.empty()) throw Error(where(field) + ": no attributes");
+  std::set<std::string> names;
+  for (size_t i = 0; i < out.size(); ++i)
+    if (!names.insert(out[i].name).second)
+      throw Error(where(field + "[" + std::to_string(i) + "]") + ": attribute \"" + out[i].name + "\" given twice");
+  return out;
+}
+
+// Parses a task file's text; errors name the file and line.
+static json parse_task_json(const std::string& text, const std::string& path) {
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    int64_t line = 1;
+    for (size_t i = 0; i < e.byte && i < text.size(); ++i) line += text[i] == '\n';
+    throw Error(path + ":" + std::to_string(line) + ": invalid JSON (byte " + std::to_string(e.byte) + "): " + e.what());
+  }
+}
+
+std::vector<AttributeSpec> load_attribute_specs(const std::string& path) {
+  std::string text = read_file(path);
+  json j = parse_task_json(text, path);
+  return specs_from_json(j, "", TaskFileWhere{path, json_value_lines(text)});
 }
 
 std::vector<AttributeSpec> select_attributes(const std::vector<AttributeSpec>& all,
@@ -100,7 +209,17 @@ static const char* kTaskFile = "tailor_task.json";
 void save_task_info(const std::string& model_dir, const TaskInfo& info) {
   json j;
   j["attributes"] = json::array();
-  for (const auto& a : info.attributes) j["attributes"].push_back({{"name", a.name}, {"question", a.question}});
+  for (const auto& a : info.attributes) {
+    json e = {{"name", a.name}, {"question", a.question}};
+    // Written only when set, so the default task's file is as before.
+    if (!a.allowed.empty()) {
+      e["values"] = json::array();
+      for (const auto& v : a.allowed)
+        e["values"].push_back(v.aliases.empty() ? json(v.value) : json({{"value", v.value}, {"aliases", v.aliases}}));
+    }
+    if (!a.article_types.empty()) e["article_types"] = a.article_types;
+    j["attributes"].push_back(e);
+  }
   j["values"] = info.values;
   if (!info.temperature.empty() || !info.threshold.empty()) {
     json c = json::object();
@@ -118,14 +237,12 @@ TaskInfo load_task_info(const std::string& model_dir) {
     info.attributes = default_attributes();
     return info;
   }
-  json j;
-  try {
-    j = json::parse(read_file(path));
-  } catch (const json::exception& e) {
-    throw Error(path + ": invalid JSON: " + e.what());
-  }
-  if (!j.contains("attributes")) throw Error(path + ": missing field \"attributes\"");
-  info.attributes = specs_from_json(j["attributes"], path + " field attributes");
+  std::string text = read_file(path);
+  json j = parse_task_json(text, path);
+  if (!j.is_object() || !j.contains("attributes")) throw Error(path + ": missing field \"attributes\"");
+  TaskFileWhere where{path, json_value_lines(text)};
+  if (!j["attributes"].is_array()) throw Error(where("attributes") + " must be a list of {name, question}");
+  info.attributes = specs_from_json(j["attributes"], "attributes", where);
   if (j.contains("values")) {
     try {
       info.values = j["values"].get<std::map<std::string, std::vector<std::string>>>();

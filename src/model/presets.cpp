@@ -203,7 +203,7 @@ int64_t init_model_dir(const InitOptions& o) {
   b.spiece_path = spm;
   b.image_cfg = ImageProcessorConfig{};
   b.image_cfg.height = b.image_cfg.width = static_cast<int>(b.cfg.vision.image_size);
-  b.task.attributes = default_attributes();
+  b.task.attributes = o.task_file.empty() ? default_attributes() : load_attribute_specs(o.task_file);
   torch::ScalarType dt = o.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat;
   save_model_dir(o.out_dir, b, dt);
   int64_t n = 0;

@@ -29,6 +29,7 @@ struct InitOptions {
   // activations and attention logits of unit order (for training from scratch; see init_fan_in);
   // "auto" = hf (fan-in did not change the demo's outcome: tools/demo_sweep/README.md, CPU section).
   std::string init = "auto";
+  std::string task_file;  // the task (core/attributes.h load_attribute_specs); "" = default_attributes()
 };
 // Writes the directory; returns the parameter count.
 int64_t init_model_dir(const InitOptions& opts);

@@ -428,10 +428,18 @@ void write_outputs(TrainRun& r) {
   save_checkpoint(o.out_dir, r.st, r.fingerprint, r.trainable.named, *r.opt, r.dev);
   r.b.task.attributes.clear();
   r.b.task.values.clear();
+  // The attributes as the dataset's task defines them (allowed values, aliases, article types:
+  // prepare's tailor_task.json), else as the pairs ask them.
+  const TaskInfo data_task = load_task_info(o.data_dir);
   for (const auto& p : r.data.pairs) {
     bool have = false;
     for (const auto& a : r.b.task.attributes) have = have || a.name == p.attribute;
-    if (!have) r.b.task.attributes.push_back({p.attribute, p.question});
+    if (!have) {
+      AttributeSpec spec{p.attribute, p.question};
+      for (const auto& a : data_task.attributes)
+        if (a.name == p.attribute && a.question == p.question) spec = a;
+      r.b.task.attributes.push_back(spec);
+    }
     auto& v = r.b.task.values[p.attribute];
     if (std::find(v.begin(), v.end(), p.value) == v.end()) v.push_back(p.value);
   }

@@ -31,6 +31,15 @@ std::vector<uint8_t> read_file_bytes(const std::string& path) {
   return std::vector<uint8_t>(s.begin(), s.end());
 }
 
+std::string read_input_file(const std::string& path, int64_t max_bytes) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) throw Error("cannot open " + path + ": " + errno_text());
+  if (!S_ISREG(st.st_mode)) throw Error(path + " is not a regular file");
+  if (st.st_size > max_bytes)
+    throw Error(path + " is " + std::to_string(st.st_size) + " bytes, more than the limit of " + std::to_string(max_bytes));
+  return read_file(path);
+}
+
 bool file_exists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;

@@ -9,6 +9,9 @@ namespace tailor {
 
 std::string read_file(const std::string& path);                 // throws Error naming the path
 std::vector<uint8_t> read_file_bytes(const std::string& path);
+// Reads an input file from outside: it must be a regular file (not a FIFO, device or directory) of at
+// most max_bytes; throws Error naming the path and what is wrong.
+std::string read_input_file(const std::string& path, int64_t max_bytes);
 bool file_exists(const std::string& path);
 void make_dirs(const std::string& path);
 // Removes a file or a directory tree if it exists (rm -rf); throws Error naming what it could not

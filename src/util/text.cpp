@@ -26,7 +26,7 @@ std::vector<std::string> split_comma_list(const std::string& text) {
   return out;
 }
 
-bool parse_csv_line(const std::string& line, std::vector<std::string>* fields, std::string* why) {
+bool parse_csv_line(const std::string& line, std::vector<std::string>* fields, std::string* why, char separator) {
   fields->clear();
   std::string cur;
   size_t i = 0, n = line.size();
@@ -53,12 +53,12 @@ bool parse_csv_line(const std::string& line, std::vector<std::string>* fields, s
         *why = "unterminated quoted field " + std::to_string(fields->size() + 1);
         return false;
       }
-      if (i < n && line[i] != ',') {
+      if (i < n && line[i] != separator) {
         *why = "characters after the closing quote of field " + std::to_string(fields->size() + 1);
         return false;
       }
     } else {
-      while (i < n && line[i] != ',') {
+      while (i < n && line[i] != separator) {
         if (line[i] == '"') {
           *why = "stray quote in unquoted field " + std::to_string(fields->size() + 1);
           return false;
@@ -68,7 +68,7 @@ bool parse_csv_line(const std::string& line, std::vector<std::string>* fields, s
     }
     fields->push_back(cur);
     if (i >= n) break;
-    ++i;  // the comma
+    ++i;  // the separator
   }
   return true;
 }
@@ -99,6 +99,53 @@ std::vector<std::string> text_lines(std::string text) {
     pos = end + 1;
   }
   return lines;
+}
+
+CsvRecordReader::CsvRecordReader(std::istream& in, char separator, bool quoted_newlines, size_t max_record_bytes)
+    : in_(in), separator_(separator), quoted_newlines_(quoted_newlines), max_record_bytes_(max_record_bytes) {}
+
+bool CsvRecordReader::read_line(std::string* line) {
+  if (!std::getline(in_, *line)) return false;
+  bytes_ += static_cast<int64_t>(line->size()) + (in_.eof() ? 0 : 1);
+  if (++line_ == 1 && line->size() >= 3 && static_cast<uint8_t>((*line)[0]) == 0xEF &&
+      static_cast<uint8_t>((*line)[1]) == 0xBB && static_cast<uint8_t>((*line)[2]) == 0xBF)
+    line->erase(0, 3);
+  if (!line->empty() && line->back() == '\r') line->pop_back();
+  return true;
+}
+
+// A record's quote is open at the end of a line when it holds an odd number of quote characters:
+// escaped quotes ("") come in pairs and so do a quoted field's opening and closing ones.
+static size_t count_quotes(const std::string& s) {
+  size_t n = 0;
+  for (char c : s) n += c == '"';
+  return n;
+}
+
+bool CsvRecordReader::next(std::vector<std::string>* fields, bool* ok, std::string* why) {
+  std::string record;
+  do {
+    if (!read_line(&record)) return false;
+  } while (trim(record).empty());
+  record_line_ = line_;
+  if (quoted_newlines_) {
+    size_t quotes = count_quotes(record);
+    std::string more;
+    while (quotes % 2 == 1) {
+      if (record.size() > max_record_bytes_) {
+        *ok = false;
+        *why = "a quote opened on this line is still open after " + std::to_string(max_record_bytes_) +
+               " bytes (line " + std::to_string(line_) + ")";
+        return true;
+      }
+      if (!read_line(&more)) break;  // the parser names the open quote
+      quotes += count_quotes(more);
+      record += '\n';
+      record += more;
+    }
+  }
+  *ok = parse_csv_line(record, fields, why, separator_);
+  return true;
 }
 
 }  // namespace tailor

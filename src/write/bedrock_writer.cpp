@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
-#include "write/aws_config.h"
-#include "write/sigv4.h"
+#include "util/aws_config.h"
+#include "util/sigv4.h"
 #include "write/writer.h"
 
 namespace tailor {

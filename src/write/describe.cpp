@@ -26,27 +26,43 @@ namespace tailor {
 
 using ordered_json = nlohmann::ordered_json;
 
-std::vector<Product> read_catalog_products(const std::string& catalog_dir, const CatalogQuery& query) {
-  StylesCsv csv = read_styles_csv(catalog_dir);
-  // A description run covers the catalog it is given: a row it cannot read stops it (prepare, which
-  // builds a dataset, skips such rows instead).
-  if (!csv.bad.empty()) throw Error(csv.bad.front().where + ": " + csv.bad.front().detail);
-  std::set<std::string> types(query.article_types.begin(), query.article_types.end());
-  std::set<std::string> wanted_ids(query.ids.begin(), query.ids.end());
+std::vector<Product> read_catalog_products(const CatalogSource& source, const CatalogQuery& query) {
   const std::vector<AttributeSpec> no_attributes;
+  CatalogQueryAttributes what;
+  what.attributes = query.read_attributes ? query.attributes : no_attributes;
+  what.article_types = std::set<std::string>(query.article_types.begin(), query.article_types.end());
+  std::unique_ptr<CatalogReader> reader = open_catalog(source, what);
+  DownloadCache cache(source.download);
+  std::set<std::string> wanted_ids(query.ids.begin(), query.ids.end());
   std::vector<Product> out;
-  for (const StylesRow& row : csv.rows) {
+  CatalogRow row;
+  while (reader->next(&row)) {
+    // A description run covers the catalog it is given: a row it cannot read stops it (prepare, which
+    // builds a dataset, skips such rows instead).
+    if (!row.bad_reason.empty()) throw Error(row.where + ": " + row.bad_detail);
     if (!wanted_ids.empty() && !wanted_ids.count(row.id)) continue;
-    CatalogProduct cp = read_catalog_product(catalog_dir, row, types, query.read_attributes ? query.attributes : no_attributes);
+    CatalogProduct cp = reader->product(row);
     if (!cp.type_selected) continue;
     Product p;
     p.id = row.id;
-    p.image_path = catalog_image_path(catalog_dir, row.id);
+    p.image_path = first_existing_image(cp.images);
+    if (p.image_path.empty()) p.error = "missing image: " + row.where + " names no image";
+    bool remote = false;
+    for (const auto& c : cp.images) remote = remote || is_remote_location(c);
+    if (remote) {  // fetched once into the cache, as prepare does
+      LocatedImage img = locate_image(cp.images, &cache);
+      p.image_path = img.path.empty() ? img.location : img.path;
+      if (img.path.empty()) p.error = img.reason + " " + img.location + ": " + img.detail;
+    }
     // Without the catalog's attributes (a model predicts them) the JSON is needed for nothing but
     // the type, which the CSV gives too.
     if (query.read_attributes && !cp.problem.empty()) p.error = cp.problem + " " + cp.problem_file + ": " + cp.problem_detail;
     if (query.read_attributes && cp.problem.empty())
       for (const auto& [a, value] : cp.values) p.attributes.push_back({query.attributes[a].name, value});
+    // A value the task does not allow is no fact to describe with, and no silent gap either.
+    if (query.read_attributes && cp.problem.empty() && !cp.not_allowed.empty())
+      p.error = "value not allowed: " + row.where + ": " + query.attributes[cp.not_allowed.front().first].name + " \"" +
+                cp.not_allowed.front().second + "\"";
     if (!is_missing_value(cp.article_type)) p.attributes.push_back({"articleType", cp.article_type});
     out.push_back(std::move(p));
     if (query.limit > 0 && static_cast<int64_t>(out.size()) >= query.limit) break;
@@ -56,7 +72,8 @@ std::vector<Product> read_catalog_products(const std::string& catalog_dir, const
     for (const auto& p : out) found.insert(p.id);
     for (const auto& id : query.ids)
       if (!found.count(id))
-        throw Error(csv.path + ": no product with id " + id + (types.empty() ? "" : " of the selected article types"));
+        throw Error(reader->path() + ": no product with id " + id +
+                    (what.article_types.empty() ? "" : " of the selected article types"));
   }
   return out;
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/catalog_reader.h"
 #include "core/attributes.h"
 #include "core/image.h"
 #include "infer/answerer.h"
@@ -34,11 +35,11 @@ struct CatalogQuery {
   bool read_attributes = true;             // false when a model predicts them
 };
 
-// A Kaggle-layout catalog, read by catalog/catalog_reader.h (its rules say where each attribute
+// A catalog of any source, read by catalog/catalog_reader.h (its rules say where each attribute
 // comes from and what counts as no value). Attributes come in the order of query.attributes, then
 // "articleType". A missing or broken JSON file makes that product's `error` (when attributes are
-// read), not an exception; a bad row of styles.csv throws Error naming the line.
-std::vector<Product> read_catalog_products(const std::string& catalog_dir, const CatalogQuery& query);
+// read), not an exception; a bad row throws Error naming FILE:LINE.
+std::vector<Product> read_catalog_products(const CatalogSource& source, const CatalogQuery& query);
 // One product per photo, id = file name without extension; duplicate ids throw Error.
 std::vector<Product> products_from_images(const std::vector<std::string>& image_paths);
 

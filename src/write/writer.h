@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "write/http_client.h"
+#include "util/http_client.h"
 
 namespace tailor {
 

@@ -38,7 +38,7 @@ TEST(ReviewTrain, ExportedCorrectionsTrainWithTheCatalogPairs) {
   d.output_jsonl = described;
   d.show_progress = false;
   d.log = [](const std::string&) {};
-  describe_products(read_catalog_products(tiny.catalog, CatalogQuery{}), *writer, nullptr, d);
+  describe_products(read_catalog_products(CatalogSource{tiny.catalog}, CatalogQuery{}), *writer, nullptr, d);
 
   // Review: correct one attribute of a training product and one of a validation product, approve both.
   std::string db = dir + "/review.sqlite";

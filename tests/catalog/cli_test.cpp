@@ -39,7 +39,8 @@ TEST(CatalogCli, PrepareOptions) {
   REQUIRE_CAIRO();
   std::string cat = test::temp_dir("cli_opt_cat"), out = test::temp_dir("cli_opt_out");
   ASSERT_EQ(tailor_cmd("synth --products 30 --quiet --out " + cat).status, 0);
-  std::string templates = join_path(out, "templates.json");
+  // Beside, not inside, --out: prepare replaces its output directory as a whole.
+  std::string templates = join_path(test::temp_dir("cli_opt_task"), "templates.json");
   write_file_atomic(templates, std::string(R"({"Pattern": "Which pattern is this?", "baseColour": "Which colour?"})"));
   auto r = tailor_cmd("prepare --quiet --catalog " + cat + " --out " + out + " --templates " + templates +
                       " --attributes Pattern --val-fraction 0.5 --seed 3 --threads 1");
@@ -59,7 +60,18 @@ TEST(CatalogCli, PrepareOptions) {
   EXPECT_EQ(r.status, 1) << r.output;  // nothing of that type: nothing usable
   r = tailor_cmd("prepare --catalog /nonexistent/catalog --out " + out);
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.output.find("/nonexistent/catalog/styles.csv not found"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--catalog /nonexistent/catalog: no such file or directory"), std::string::npos) << r.output;
+  // A table with mapped columns, through the flags.
+  std::string table = join_path(test::temp_dir("cli_opt_table"), "shop.tsv");
+  write_file_atomic(table, "sku\tphoto\tkind\tpattern\n100000\t" + cat + "/images/100000.jpg\tShirts\tSolid\n");
+  r = tailor_cmd("prepare --quiet --catalog " + table + " --id-column sku --image-column photo --type-column kind "
+                 "--column Pattern=pattern --attributes Pattern --val-fraction 0 --out " + out);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(read_pairs(join_path(out, "train.jsonl")).size(), 1u);
+  // A directory of other files is not replaced.
+  r = tailor_cmd("prepare --quiet --catalog " + cat + " --out " + test::repo_root() + "/docs");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("holds other files"), std::string::npos) << r.output;
   r = tailor_cmd("prepare --help");
   EXPECT_EQ(r.status, 0);
   EXPECT_NE(r.output.find("--article-types"), std::string::npos);

@@ -71,7 +71,7 @@ TEST(Describe, CatalogAttributesMatchTheJsonFiles) {
   CatalogQuery q;
   q.article_types = {"Shirts"};
   q.limit = 25;
-  std::vector<Product> ps = read_catalog_products(dir, q);
+  std::vector<Product> ps = read_catalog_products(CatalogSource{dir}, q);
   std::vector<std::string> want_ids = first_ids("Shirts", 25);
   ASSERT_EQ(ps.size(), want_ids.size());
   for (size_t i = 0; i < ps.size(); ++i) {
@@ -113,7 +113,7 @@ static std::string small_catalog(const std::string& name) {
 
 TEST(Describe, MissingJsonIsReportedAsAFailureNotSkipped) {
   std::string cat = small_catalog("cat-missing");
-  std::vector<Product> ps = read_catalog_products(cat, CatalogQuery{});
+  std::vector<Product> ps = read_catalog_products(CatalogSource{cat}, CatalogQuery{});
   ASSERT_EQ(ps.size(), 3u);
   EXPECT_NE(ps[1].error.find("styles/2.json"), std::string::npos) << ps[1].error;
   // NA values are left out; colour from the CSV when the JSON lacks it.
@@ -135,7 +135,7 @@ TEST(Describe, BrokenCsvNamesTheLine) {
   std::string d = test::temp_dir("cat-broken");
   write_file_atomic(join_path(d, "styles.csv"), "id,articleType\n1,Shirts\n2,Shirts,extra\n");
   try {
-    read_catalog_products(d, CatalogQuery{});
+    read_catalog_products(CatalogSource{d}, CatalogQuery{});
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("styles.csv:3"), std::string::npos) << e.what();
@@ -144,7 +144,7 @@ TEST(Describe, BrokenCsvNamesTheLine) {
   q.ids = {"1", "99"};
   q.read_attributes = false;
   write_file_atomic(join_path(d, "styles.csv"), "id,articleType\n1,Shirts\n2,Shirts\n");
-  EXPECT_THROW(read_catalog_products(d, q), Error);
+  EXPECT_THROW(read_catalog_products(CatalogSource{d}, q), Error);
 }
 
 // Answers "<Attribute>: <value>-<image width>" and records how it was called.
@@ -302,7 +302,7 @@ TEST(Describe, ResumeDropsATornLineAndNeverDuplicates) {
   CatalogQuery q;
   q.article_types = {"Tshirts"};
   q.limit = 12;
-  std::vector<Product> all = read_catalog_products(dir, q);
+  std::vector<Product> all = read_catalog_products(CatalogSource{dir}, q);
   ASSERT_EQ(all.size(), 12u);
   std::string out = join_path(test::temp_dir("resume"), "out.jsonl");
   auto w = make_writer(WriterConfig{});

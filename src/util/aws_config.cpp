@@ -1,4 +1,4 @@
-#include "write/aws_config.h"
+#include "util/aws_config.h"
 
 #include <cstdlib>
 #include <sstream>
@@ -123,13 +123,24 @@ std::string resolve_aws_region(const std::string& flag_region) {
   throw Error("no AWS region: pass --region or set AWS_REGION (e.g. us-east-1)");
 }
 
-std::string resolve_bedrock_endpoint(const std::string& flag_endpoint, const std::string& region) {
+// The flag, else the service's variable, else AWS_ENDPOINT_URL, else the default; no trailing slash.
+static std::string resolve_endpoint(const std::string& flag_endpoint, const char* service_variable,
+                                    const std::string& fallback) {
   std::string e = flag_endpoint;
-  if (e.empty()) e = env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME");
+  if (e.empty()) e = env(service_variable);
   if (e.empty()) e = env("AWS_ENDPOINT_URL");
-  if (e.empty()) e = "https://bedrock-runtime." + region + ".amazonaws.com";
+  if (e.empty()) e = fallback;
   while (!e.empty() && e.back() == '/') e.pop_back();
   return e;
+}
+
+std::string resolve_bedrock_endpoint(const std::string& flag_endpoint, const std::string& region) {
+  return resolve_endpoint(flag_endpoint, "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+                          "https://bedrock-runtime." + region + ".amazonaws.com");
+}
+
+std::string resolve_s3_endpoint(const std::string& flag_endpoint, const std::string& region) {
+  return resolve_endpoint(flag_endpoint, "AWS_ENDPOINT_URL_S3", "https://s3." + region + ".amazonaws.com");
 }
 
 }  // namespace tailor

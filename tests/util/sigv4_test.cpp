@@ -8,7 +8,7 @@
 
 #include "test_util.h"
 #include "util/fs.h"
-#include "write/sigv4.h"
+#include "util/sigv4.h"
 
 using namespace tailor;
 namespace fs = std::filesystem;

@@ -1,4 +1,4 @@
-#include "write/http_client.h"
+#include "util/http_client.h"
 
 #include <curl/curl.h>
 
@@ -92,10 +92,13 @@ bool http_retryable(const HttpResponse& r) {
   switch (r.transport) {
     case TransportError::timeout:
     case TransportError::connect:
+    case TransportError::partial:
     case TransportError::other:
       return true;
     case TransportError::dns:  // a wrong region or host does not fix itself
     case TransportError::tls:
+    case TransportError::too_large:
+    case TransportError::redirects:
       return false;
     case TransportError::none:
       break;
@@ -111,8 +114,20 @@ bool http_retryable(const HttpResponse& r) {
   return false;
 }
 
+// Where a body goes, with its bound.
+struct BodySink {
+  std::string* body;
+  int64_t max_bytes;  // 0 = unbounded
+  bool over = false;
+};
+
 static size_t on_body(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
+  auto* sink = static_cast<BodySink*>(user);
+  if (sink->max_bytes > 0 && static_cast<int64_t>(sink->body->size() + size * n) > sink->max_bytes) {
+    sink->over = true;
+    return 0;  // curl stops with CURLE_WRITE_ERROR
+  }
+  sink->body->append(data, size * n);
   return size * n;
 }
 
@@ -134,6 +149,10 @@ static TransportError classify(CURLcode c) {
       return TransportError::connect;
     case CURLE_OPERATION_TIMEDOUT:
       return TransportError::timeout;
+    case CURLE_TOO_MANY_REDIRECTS:
+      return TransportError::redirects;
+    case CURLE_PARTIAL_FILE:
+      return TransportError::partial;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -173,19 +192,26 @@ static HttpResponse send_once(const HttpRequest& req, const HttpOptions& opts) {
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(std::max(1, (opts.read_timeout_ms + 999) / 1000)));
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  BodySink sink{&r.body, opts.max_body_bytes};
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &r.headers);
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);  // a redirect would carry the signature elsewhere
+  // A redirect would carry a signature elsewhere: only unsigned requests (photos) ask to follow.
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, opts.max_redirects > 0 ? 1L : 0L);
+  curl_easy_setopt(c, CURLOPT_MAXREDIRS, static_cast<long>(opts.max_redirects));
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   CURLcode rc = curl_easy_perform(c);
   if (rc == CURLE_OK) {
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     r.status = static_cast<int>(status);
   } else {
-    r.transport = classify(rc);
-    r.transport_detail = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+    r.transport = sink.over ? TransportError::too_large : classify(rc);
+    r.transport_detail = sink.over ? "the body is larger than " + std::to_string(opts.max_body_bytes) + " bytes"
+                         : errbuf[0] ? std::string(errbuf)
+                                     : std::string(curl_easy_strerror(rc));
     r.body.clear();
     r.headers.clear();
   }
@@ -242,6 +268,12 @@ std::string transport_error_text(const HttpResponse& r, const std::string& host)
       return "timed out talking to " + host + ": " + r.transport_detail + tries;
     case TransportError::tls:
       return "TLS failure with " + host + ": " + r.transport_detail;
+    case TransportError::too_large:
+      return "too large from " + host + ": " + r.transport_detail;
+    case TransportError::redirects:
+      return "too many redirects from " + host + ": " + r.transport_detail;
+    case TransportError::partial:
+      return "truncated answer from " + host + ": " + r.transport_detail + tries;
     case TransportError::other:
       return "network error with " + host + ": " + r.transport_detail + tries;
     case TransportError::none:

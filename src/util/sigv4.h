@@ -1,6 +1,6 @@
 // AWS Signature Version 4, written from AWS's specification ("Create a signed AWS API request"):
 // canonical request -> string to sign -> signing key -> signature -> Authorization header.
-// Hashing and HMAC come from OpenSSL. Checked against AWS's test suite (tests/write/sigv4_test.cpp).
+// Hashing and HMAC come from OpenSSL. Checked against AWS's test suite (tests/util/sigv4_test.cpp).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -4,11 +4,11 @@
 // files and profiles, never secret values.
 #include <gtest/gtest.h>
 
-#include "mock_server.h"
+#include "../write/mock_server.h"
 #include "test_util.h"
 #include "util/error.h"
 #include "util/fs.h"
-#include "write/aws_config.h"
+#include "util/aws_config.h"
 
 using namespace tailor;
 

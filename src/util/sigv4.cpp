@@ -1,4 +1,4 @@
-#include "write/sigv4.h"
+#include "util/sigv4.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>

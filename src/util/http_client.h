@@ -1,7 +1,8 @@
-// A small HTTP client on libcurl for the LLM writers: one request with connect/read timeouts, and
+// A small HTTP client on libcurl for the LLM writers and the catalog's photo downloads: one request with connect/read timeouts, and
 // retries with exponential back-off and jitter on 429, 5xx, throttling error bodies and transient
 // network errors (never on other 4xx). It never logs headers or bodies, so secrets stay out of logs.
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <utility>
@@ -18,6 +19,8 @@ struct HttpOptions {
   int max_attempts = 4;           // 1 = no retry
   int backoff_base_ms = 500;      // first retry waits about this long, doubling each time
   int backoff_max_ms = 20000;
+  int64_t max_body_bytes = 0;     // > 0: a longer body stops the transfer (TransportError::too_large)
+  int max_redirects = 0;          // > 0: follow up to this many redirects (never for signed requests)
   // Retry notes ("HTTP 429 ThrottlingException, retrying in 0.8 s"); nullptr = stderr.
   std::function<void(const std::string&)> log;
 };
@@ -29,7 +32,8 @@ struct HttpRequest {
   std::string body;
 };
 
-enum class TransportError { none, dns, connect, timeout, tls, other };
+// partial: the connection closed before the announced body was complete.
+enum class TransportError { none, dns, connect, timeout, tls, too_large, redirects, partial, other };
 
 struct HttpResponse {
   int status = 0;  // 0 when no response came back (see transport)

@@ -1,9 +1,9 @@
-// Where Bedrock's settings come from, in the order the AWS SDKs use: credentials (environment, then
+// Where AWS settings come from (Bedrock's writer, the catalog's S3 photos and tables), in the order the AWS SDKs use: credentials (environment, then
 // the shared credentials file profile), a Bedrock API key, region and endpoint override.
 #pragma once
 #include <string>
 
-#include "write/sigv4.h"
+#include "util/sigv4.h"
 
 namespace tailor {
 
@@ -22,6 +22,9 @@ std::string resolve_aws_region(const std::string& flag_region);
 // --endpoint-url, else AWS_ENDPOINT_URL_BEDROCK_RUNTIME, else AWS_ENDPOINT_URL, else
 // https://bedrock-runtime.{region}.amazonaws.com. No trailing slash.
 std::string resolve_bedrock_endpoint(const std::string& flag_endpoint, const std::string& region);
+
+// --endpoint-url, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else https://s3.{region}.amazonaws.com.
+std::string resolve_s3_endpoint(const std::string& flag_endpoint, const std::string& region);
 
 // One [section] of an INI-style AWS file: key -> value; empty map when the section is absent.
 // Throws Error (naming the file and line) on a malformed line.

@@ -5,9 +5,9 @@
 
 #include <chrono>
 
-#include "mock_server.h"
+#include "../write/mock_server.h"
 #include "util/error.h"
-#include "write/http_client.h"
+#include "util/http_client.h"
 
 using namespace tailor;
 
