@@ -53,7 +53,7 @@ TrainingJob open_training_job() {
   const std::string hp_path = join_path(job.root, "input/config/hyperparameters.json");
   json hp = json::parse(read_file(hp_path), nullptr, false);
   if (hp.is_discarded() || !hp.is_object()) throw Error(hp_path + ": not a JSON object");
-  std::string model_dir;
+  std::string model_dir, article_types;
   std::vector<std::string> flags;
   for (const auto& [key, value] : hp.items()) {
     if (key.rfind("sagemaker_", 0) == 0) continue;
@@ -66,6 +66,10 @@ TrainingJob open_training_job() {
       if (c == '_') c = '-';
     if (flag == "model") {
       model_dir = v;
+      continue;
+    }
+    if (flag == "article-types") {  // for preparing a catalog channel (prepare's --article-types)
+      article_types = v;
       continue;
     }
     // The ranks that --nproc starts run this again (their command line is `tailor train` too): they
@@ -89,7 +93,8 @@ TrainingJob open_training_job() {
     if (!file_exists(join_path(data, "train.jsonl"))) {
       std::printf("training job: preparing the catalog in %s into %s\n", train.c_str(), data.c_str());
       PrepareRunOptions p;
-      p.catalog = train;
+      p.catalog.catalog = train;
+      if (!article_types.empty()) p.article_types = article_types;
       p.out = data;
       p.quiet = true;
       run_prepare(p);

@@ -5,7 +5,8 @@
 //                                      "full": "true"); keys starting with "sagemaker_" are SageMaker's own
 //   input/data/model/                  the base model (HF layout), unless the "model" hyperparameter names one
 //   input/data/train/                  prepared pairs (train.jsonl, val.jsonl) or a catalog, which is
-//                                      prepared into output/data/prepared first
+//                                      prepared into output/data/prepared first (the "article_types"
+//                                      hyperparameter: prepare's --article-types)
 //   checkpoints/run/                   the run's --out: a restarted job (managed spot) resumes from it
 //   model/                             the trained model `tailor serve` loads, with adapter/ (LoRA)
 //   output/data/                       eval.json and train_log.jsonl
