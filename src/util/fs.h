@@ -25,6 +25,20 @@ void write_file_atomic_parts(const std::string& path, const std::vector<ByteSpan
 // Appends one whole line (adds '\n') with a single write(2) and fsyncs; used for resumable JSONL.
 void append_line_durable(const std::string& path, const std::string& line);
 std::string join_path(const std::string& a, const std::string& b);
+// An exclusive flock(2) on `path` (created if missing, never removed: removing it would let two
+// processes lock two different files), held until destroyed; the holder's pid is written into it.
+// Throws Error naming the path and the holder when another process (or another FileLock in this
+// one) holds it. The kernel drops the lock when the process dies, so a killed run leaves none.
+class FileLock {
+ public:
+  explicit FileLock(const std::string& path);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 // This process's argv, read from /proc/self/cmdline (for re-executing or spawning itself).
 std::vector<std::string> own_command_line();
 
