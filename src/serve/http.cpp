@@ -154,6 +154,7 @@ struct Conn {
   size_t out_done = 0;
   After after = After::KeepAlive;
   bool gone = false;    // the client hung up while its request was handled
+  bool closed = false;  // closed; freed at the end of the loop's round (callers may still hold it)
   size_t drained = 0;
 };
 
@@ -188,6 +189,7 @@ struct HttpServer::State {
   std::thread loop_thread;
   std::vector<std::thread> workers;
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns;
+  std::vector<uint64_t> closed;  // closed this round, freed by free_closed()
   std::atomic<size_t> conn_count{0};
   uint64_t next_id = 2;
   size_t buffered = 0;  // request bytes held, all connections (loop thread only)
@@ -217,6 +219,7 @@ struct HttpServer::State {
   void recount(Conn& c);
   void watch(Conn& c, uint32_t events);
   void close_conn(uint64_t id);
+  void free_closed();
   void check_deadlines(Clock::time_point now);
   void begin_stop();
 };
@@ -242,14 +245,24 @@ void HttpServer::State::recount(Conn& c) {
   c.counted = now_held;
 }
 
+// Closes now, frees later: the functions up the stack may still hold the Conn (a refusal deep in
+// parsing closes it), so it is freed only between rounds of the loop.
 void HttpServer::State::close_conn(uint64_t id) {
   auto it = conns.find(id);
-  if (it == conns.end()) return;
+  if (it == conns.end() || it->second->closed) return;
   Conn& c = *it->second;
   buffered -= c.counted;
-  ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, c.fd, nullptr);
+  c.counted = 0;
+  if (!c.gone) ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, c.fd, nullptr);
   ::close(c.fd);
-  conns.erase(it);
+  c.fd = -1;
+  c.closed = true;
+  closed.push_back(id);
+}
+
+void HttpServer::State::free_closed() {
+  for (uint64_t id : closed) conns.erase(id);
+  closed.clear();
   conn_count = conns.size();
 }
 
@@ -316,6 +329,7 @@ void HttpServer::State::start_request(Conn& c, Clock::time_point now) {
 }
 
 void HttpServer::State::on_event(Conn& c, uint32_t events, Clock::time_point now) {
+  if (c.closed) return;
   if (c.phase == Phase::Handling) {
     // Not reading now; a hang-up (level-triggered) would fire again and again: stop watching it.
     if (events & (EPOLLHUP | EPOLLERR)) {
@@ -558,13 +572,13 @@ void HttpServer::State::parse(Conn& c, Clock::time_point now) {
     }
     std::string head = c.in.substr(0, end);
     c.in.erase(0, end + 4);
-    if (!parse_head(c, head)) return;
+    if (!parse_head(c, head) || c.closed) return;
     c.phase = Phase::Body;
   }
   if (c.phase != Phase::Body) return;
   if (c.chunked) {
     if (!parse_chunks(c)) {
-      if (c.phase == Phase::Body) recount(c);
+      if (!c.closed && c.phase == Phase::Body) recount(c);
       return;
     }
     c.req.body = std::move(c.raw);
@@ -613,6 +627,7 @@ void HttpServer::State::refuse(Conn& c, int status, const std::string& message, 
 }
 
 void HttpServer::State::respond(Conn& c, const ServerResponse& r, bool head, Clock::time_point now) {
+  if (c.closed) return;
   bool close = !c.keep_alive || stopping;
   if (close && c.after == After::KeepAlive) c.after = After::Close;
   c.out = serialize(r, head, close);
@@ -669,7 +684,7 @@ void HttpServer::State::after_write(Conn& c, Clock::time_point now) {
   c.phase = Phase::Idle;
   c.deadline = now + std::chrono::milliseconds(limits.idle_timeout_ms);
   watch(c, EPOLLIN | EPOLLRDHUP);
-  if (!c.in.empty()) {  // a pipelined request is already here
+  if (!c.in.empty() && !c.closed) {  // a pipelined request is already here
     start_request(c, now);
     parse(c, now);
   }
@@ -678,7 +693,7 @@ void HttpServer::State::after_write(Conn& c, Clock::time_point now) {
 void HttpServer::State::check_deadlines(Clock::time_point now) {
   std::vector<uint64_t> expired;
   for (auto& [id, c] : conns)
-    if (c->phase != Phase::Handling && now >= c->deadline) expired.push_back(id);
+    if (!c->closed && c->phase != Phase::Handling && now >= c->deadline) expired.push_back(id);
   for (uint64_t id : expired) {
     auto it = conns.find(id);
     if (it == conns.end()) continue;
@@ -734,11 +749,12 @@ void HttpServer::State::loop() {
       }
     }
     if (stopping && !stop_seen) begin_stop();
-    if (stop_seen && conns.empty()) break;
     if (now >= next_scan) {
       check_deadlines(now);
       next_scan = now + std::chrono::milliseconds(100);
     }
+    free_closed();
+    if (stop_seen && conns.empty()) break;
   }
 }
 
@@ -872,7 +888,8 @@ void HttpServer::stop() {
   s.work_ready.notify_all();
   for (auto& t : s.workers) t.join();
   s.workers.clear();
-  for (auto& [id, c] : s.conns) ::close(c->fd);
+  for (auto& [id, c] : s.conns)
+    if (c->fd >= 0) ::close(c->fd);
   s.conns.clear();
   ::close(s.epoll_fd);
   ::close(s.wake_fd);
