@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (fuzz/*_fuzz.cpp) with clang, ASan and UBSan into build-fuzz/ (or
-# $TAILOR_FUZZ_BUILD_DIR), apart from the gcc build. Extra args go to cmake --build.
+# $TAILOR_FUZZ_BUILD_DIR), apart from the gcc build: fuzz/build.sh [target...] (default: all).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 B="${TAILOR_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
@@ -8,4 +8,8 @@ command -v clang++ >/dev/null || { echo "fuzz/build.sh: clang++ is not installed
 if [ ! -f "$B/build.ninja" ]; then
   CXX=clang++ cmake -S "$ROOT/fuzz" -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=None >/dev/null
 fi
-cmake --build "$B" -j"$(nproc)" "$@"
+if [ $# -gt 0 ]; then
+  cmake --build "$B" -j"$(nproc)" --target "$@"
+else
+  cmake --build "$B" -j"$(nproc)"
+fi
