@@ -211,7 +211,7 @@ struct HttpServer::State {
   bool parse_head(Conn& c, const std::string& head);
   bool parse_chunks(Conn& c);
   void dispatch(Conn& c, Clock::time_point now);
-  void refuse(Conn& c, int status, const std::string& message, After after, Clock::time_point now);
+  void refuse(Conn& c, int status, const std::string& message, Clock::time_point now);
   void respond(Conn& c, const ServerResponse& r, bool head, Clock::time_point now);
   void write_some(Conn& c, Clock::time_point now);
   void after_write(Conn& c, Clock::time_point now);
@@ -364,8 +364,7 @@ void HttpServer::State::read_some(Conn& c, Clock::time_point now) {
   if (buffered > limits.max_buffered_bytes) {
     refuse(c, 503,
            "the server holds " + std::to_string(buffered) + " bytes of requests being read, over its limit of " +
-               std::to_string(limits.max_buffered_bytes) + " bytes: retry later",
-           After::Drain, now);
+               std::to_string(limits.max_buffered_bytes) + " bytes: retry later", now);
     return;
   }
   parse(c, now);
@@ -385,7 +384,7 @@ bool HttpServer::State::parse_head(Conn& c, const std::string& head) {
   size_t s1 = line.find(' ');
   size_t s2 = s1 == std::string::npos ? s1 : line.find(' ', s1 + 1);
   if (s2 == std::string::npos || line.find(' ', s2 + 1) != std::string::npos) {
-    refuse(c, 400, "malformed request line (want \"METHOD /path HTTP/1.1\")", After::Close, now);
+    refuse(c, 400, "malformed request line (want \"METHOD /path HTTP/1.1\")", now);
     return false;
   }
   c.req.method = line.substr(0, s1);
@@ -395,22 +394,22 @@ bool HttpServer::State::parse_head(Conn& c, const std::string& head) {
   for (char ch : c.req.method) token = token && std::isupper(static_cast<unsigned char>(ch));
   if (!token) {
     c.req.method.clear();
-    refuse(c, 400, "malformed request line: the method must be an upper-case token", After::Close, now);
+    refuse(c, 400, "malformed request line: the method must be an upper-case token", now);
     return false;
   }
   if (target.empty() || target[0] != '/') {
-    refuse(c, 400, "malformed request target: it must start with '/'", After::Close, now);
+    refuse(c, 400, "malformed request target: it must start with '/'", now);
     return false;
   }
   size_t q = target.find('?');
   c.req.path = target.substr(0, q);
   if (q != std::string::npos) c.req.query = target.substr(q + 1);
   if (version != "HTTP/1.1" && version != "HTTP/1.0") {
-    refuse(c, 505, "unsupported HTTP version (HTTP/1.0 and HTTP/1.1 are served)", After::Close, now);
+    refuse(c, 505, "unsupported HTTP version (HTTP/1.0 and HTTP/1.1 are served)", now);
     return false;
   }
   if (lines.size() - 1 > kMaxHeaders) {
-    refuse(c, 431, "more than " + std::to_string(kMaxHeaders) + " request headers", After::Drain, now);
+    refuse(c, 431, "more than " + std::to_string(kMaxHeaders) + " request headers", now);
     return false;
   }
   for (size_t i = 1; i < lines.size(); ++i) {
@@ -423,7 +422,7 @@ bool HttpServer::State::parse_head(Conn& c, const std::string& head) {
       bad = ch <= ' ' || ch >= 127;
     }
     if (bad) {
-      refuse(c, 400, "malformed header line " + std::to_string(i) + " (want \"Name: value\")", After::Close, now);
+      refuse(c, 400, "malformed header line " + std::to_string(i) + " (want \"Name: value\")", now);
       return false;
     }
     c.req.headers.push_back({h.substr(0, colon), trim(h.substr(colon + 1))});
@@ -439,11 +438,11 @@ bool HttpServer::State::parse_head(Conn& c, const std::string& head) {
   for (const auto& kv : c.req.headers) cl_count += ascii_lower(kv.first) == "content-length";
   if (!te.empty()) {
     if (te != "chunked") {
-      refuse(c, 501, "Transfer-Encoding \"" + te + "\" is not supported (only chunked)", After::Close, now);
+      refuse(c, 501, "Transfer-Encoding \"" + te + "\" is not supported (only chunked)", now);
       return false;
     }
     if (cl_count) {
-      refuse(c, 400, "both Transfer-Encoding and Content-Length are set", After::Close, now);
+      refuse(c, 400, "both Transfer-Encoding and Content-Length are set", now);
       return false;
     }
     c.chunked = true;
@@ -451,19 +450,18 @@ bool HttpServer::State::parse_head(Conn& c, const std::string& head) {
     bool digits = !cl.empty() && cl.size() <= 19 && cl_count == 1;
     for (char ch : cl) digits = digits && ch >= '0' && ch <= '9';
     if (!digits) {
-      refuse(c, 400, "invalid Content-Length (one decimal number wanted)", After::Close, now);
+      refuse(c, 400, "invalid Content-Length (one decimal number wanted)", now);
       return false;
     }
     c.content_length = std::stoull(cl);
     if (c.content_length > limits.max_body_bytes) {
       refuse(c, 413,
              "request body too large: Content-Length " + cl + " is over the limit of " +
-                 std::to_string(limits.max_body_bytes) + " bytes",
-             After::Drain, now);
+                 std::to_string(limits.max_body_bytes) + " bytes", now);
       return false;
     }
   } else if (c.req.method == "POST" || c.req.method == "PUT" || c.req.method == "PATCH") {
-    refuse(c, 411, "a " + c.req.method + " body needs Content-Length or Transfer-Encoding: chunked", After::Drain, now);
+    refuse(c, 411, "a " + c.req.method + " body needs Content-Length or Transfer-Encoding: chunked", now);
     return false;
   }
   if (ascii_lower(c.req.header("Expect")) == "100-continue") {
@@ -486,8 +484,7 @@ bool HttpServer::State::parse_chunks(Conn& c) {
       size_t e = c.in.find("\r\n", pos);
       if (e == std::string::npos) {
         if (c.in.size() - pos > kMaxChunkLine) {
-          refuse(c, 400, "malformed chunked body: a chunk-size or trailer line over " + std::to_string(kMaxChunkLine) + " bytes",
-                 After::Close, now);
+          refuse(c, 400, "malformed chunked body: a chunk-size or trailer line over " + std::to_string(kMaxChunkLine) + " bytes", now);
           refused = true;
         }
         break;
@@ -498,7 +495,7 @@ bool HttpServer::State::parse_chunks(Conn& c) {
         c.trailer_bytes += line.size() + 2;
         if (line.empty()) complete = true;
         else if (c.trailer_bytes > kMaxTrailerBytes) {
-          refuse(c, 431, "chunked trailer over " + std::to_string(kMaxTrailerBytes) + " bytes", After::Drain, now);
+          refuse(c, 431, "chunked trailer over " + std::to_string(kMaxTrailerBytes) + " bytes", now);
           refused = true;
         }
         continue;
@@ -507,8 +504,7 @@ bool HttpServer::State::parse_chunks(Conn& c) {
       bool ok = !hex.empty() && hex.size() <= 15;
       for (char ch : hex) ok = ok && std::isxdigit(static_cast<unsigned char>(ch));
       if (!ok) {
-        refuse(c, 400, "malformed chunked body: bad chunk size at body byte " + std::to_string(c.raw.size()),
-               After::Close, now);
+        refuse(c, 400, "malformed chunked body: bad chunk size at body byte " + std::to_string(c.raw.size()), now);
         refused = true;
         break;
       }
@@ -516,8 +512,7 @@ bool HttpServer::State::parse_chunks(Conn& c) {
       if (size > limits.max_body_bytes || c.raw.size() + size > limits.max_body_bytes) {
         refuse(c, 413,
                "request body too large: the chunked body passes the limit of " + std::to_string(limits.max_body_bytes) +
-                   " bytes",
-               After::Drain, now);
+                   " bytes", now);
         refused = true;
         break;
       }
@@ -536,8 +531,7 @@ bool HttpServer::State::parse_chunks(Conn& c) {
     } else {  // the CRLF that ends a chunk's data
       if (c.in.size() - pos < 2) break;
       if (c.in.compare(pos, 2, "\r\n") != 0) {
-        refuse(c, 400, "malformed chunked body: no CRLF after a chunk's data at body byte " + std::to_string(c.raw.size()),
-               After::Close, now);
+        refuse(c, 400, "malformed chunked body: no CRLF after a chunk's data at body byte " + std::to_string(c.raw.size()), now);
         refused = true;
         break;
       }
@@ -560,14 +554,12 @@ void HttpServer::State::parse(Conn& c, Clock::time_point now) {
       c.scanned = c.in.size();
       if (c.in.size() > limits.max_header_bytes)
         refuse(c, 431,
-               "request headers too large: over the limit of " + std::to_string(limits.max_header_bytes) + " bytes",
-               After::Close, now);
+               "request headers too large: over the limit of " + std::to_string(limits.max_header_bytes) + " bytes", now);
       return;
     }
     if (end + 4 > limits.max_header_bytes) {
       refuse(c, 431,
-             "request headers too large: over the limit of " + std::to_string(limits.max_header_bytes) + " bytes",
-             After::Close, now);
+             "request headers too large: over the limit of " + std::to_string(limits.max_header_bytes) + " bytes", now);
       return;
     }
     std::string head = c.in.substr(0, end);
@@ -613,16 +605,17 @@ void HttpServer::State::dispatch(Conn& c, Clock::time_point now) {
   }
   c.keep_alive = false;
   refuse(c, 503,
-         "the server has " + std::to_string(limits.max_waiting) + " requests waiting for a worker, its limit: retry later",
-         After::Close, now);
+         "the server has " + std::to_string(limits.max_waiting) + " requests waiting for a worker, its limit: retry later", now);
 }
 
-void HttpServer::State::refuse(Conn& c, int status, const std::string& message, After after, Clock::time_point now) {
+// The layer's own refusals. The connection ends after the answer; the rest of the request is read
+// and dropped for a while (Drain) so that the client sees the answer rather than a reset.
+void HttpServer::State::refuse(Conn& c, int status, const std::string& message, Clock::time_point now) {
   ServerResponse r = handlers.error(status, message);
   if (status == 503) r.headers.push_back({"Retry-After", "1"});
   if (handlers.done) handlers.done(c.req, r);
   c.keep_alive = false;
-  c.after = after;
+  c.after = After::Drain;
   respond(c, r, false, now);
 }
 
@@ -701,8 +694,7 @@ void HttpServer::State::check_deadlines(Clock::time_point now) {
     if (c.phase == Phase::Head || c.phase == Phase::Body) {
       refuse(c, 408,
              "request not received whole within " + std::to_string(limits.request_deadline_ms) +
-                 " ms (the request deadline)",
-             After::Close, now);
+                 " ms (the request deadline)", now);
     } else {
       close_conn(id);
     }

@@ -965,5 +965,47 @@ TEST(ServeLimits, DecodedPixelsInFlightAreBounded) {
   EXPECT_EQ(post_raw(s, body, "application/json").status, 200);  // the budget was given back
 }
 
+TEST(ServeLimits, MalformedRequestsAreRefusedAndTheServerGoesOn) {
+  TestServer s;
+  struct Case {
+    std::string name, bytes;
+    int status;
+    std::string error_has;
+  };
+  std::vector<Case> cases = {
+      // The fuzzer's first finding: a refusal deep in the chunk parser freed the connection under it.
+      {"bad chunk size", "POST /describe HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400,
+       "bad chunk size"},
+      {"no CRLF after chunk", "POST /describe HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n", 400,
+       "no CRLF"},
+      {"length and chunked", "POST /describe HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
+       "both"},
+      {"two lengths", "POST /describe HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400,
+       "Content-Length"},
+      {"other transfer coding", "POST /describe HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "gzip"},
+      {"bad request line", "HELLO\r\n\r\n", 400, "request line"},
+      {"bad header", "GET /ping HTTP/1.1\r\nno colon here\r\n\r\n", 400, "header line 1"},
+      {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400, "'/'"},
+      {"wrong method", "DELETE /invocations HTTP/1.1\r\n\r\n", 405, "DELETE"},
+  };
+  for (const Case& k : cases) {
+    RawConn c(s.port);
+    c.send_all(k.bytes);
+    ::shutdown(c.fd, SHUT_WR);
+    Reply r = raw_reply(c.read_answer());
+    EXPECT_EQ(r.status, k.status) << k.name << ": " << r.text;
+    EXPECT_NE(r.body.value("error", "").find(k.error_has), std::string::npos) << k.name << ": " << r.text;
+  }
+  // Two requests in one write (pipelined) are both answered, in order.
+  RawConn c(s.port);
+  c.send_all("GET /ping HTTP/1.1\r\n\r\nGET /nothing HTTP/1.1\r\nConnection: close\r\n\r\n");
+  std::string both;
+  for (int i = 0; i < 2; ++i) both += c.read_answer();
+  EXPECT_EQ(both.rfind("HTTP/1.1 200", 0), 0u) << both;
+  EXPECT_NE(both.find("HTTP/1.1 404"), std::string::npos) << both;
+  EXPECT_EQ(s.probe->snapshot().size(), 0u);
+  EXPECT_EQ(reply_of(s.client().Get("/ping")).status, 200);
+}
+
 }  // namespace
 }  // namespace tailor
