@@ -10,6 +10,7 @@
 # Prints wrk's status histogram, what each hostile client got, /ping latency and RSS.
 #
 #   bench/serve_soak.sh [--duration 60] [--slow 300] [--idle 100] [--model DIR] [--http-threads 16]
+#                       [--serve-args "--max-inflight-mpixels 50 ..."]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 TAILOR="${TAILOR:-$ROOT/build/tailor}"
@@ -18,6 +19,7 @@ SLOW=300
 IDLE=100
 MODEL=""
 HTTP_THREADS=16
+SERVE_ARGS=""
 IMAGE="$ROOT/../shared/data/fashion-products/images/10000.jpg"
 PORT="${PORT:-18081}"
 while [ $# -gt 0 ]; do
@@ -27,6 +29,7 @@ while [ $# -gt 0 ]; do
     --idle) IDLE="$2"; shift 2 ;;
     --model) MODEL="$2"; shift 2 ;;
     --http-threads) HTTP_THREADS="$2"; shift 2 ;;
+    --serve-args) SERVE_ARGS="$2"; shift 2 ;;
     --port) PORT="$2"; shift 2 ;;
     *) echo "serve_soak: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -77,7 +80,8 @@ empty image/png /invocations
 header_bomb.png image/png /invocations
 MIX
 
-"$TAILOR" serve --model "$MODEL" --port "$PORT" --http-threads "$HTTP_THREADS" --request-deadline-s 10 \
+# shellcheck disable=SC2086  # SERVE_ARGS is a list of flags
+"$TAILOR" serve --model "$MODEL" --port "$PORT" --http-threads "$HTTP_THREADS" --request-deadline-s 10 $SERVE_ARGS \
   2>"$WORK/server.log" &
 SERVER_PID=$!
 for _ in $(seq 1 600); do
@@ -85,7 +89,7 @@ for _ in $(seq 1 600); do
   if ! kill -0 "$SERVER_PID" 2>/dev/null; then echo "serve_soak: server exited:" >&2; cat "$WORK/server.log" >&2; exit 1; fi
   sleep 0.5
 done
-echo "serve_soak: tiny model, ${DURATION} s, wrk 8 connections, $SLOW slow + $IDLE idle connections, http-threads $HTTP_THREADS, $(nproc) cores"
+echo "serve_soak: tiny model, ${DURATION} s, wrk 8 connections, $SLOW slow + $IDLE idle connections, http-threads $HTTP_THREADS, $(nproc) cores${SERVE_ARGS:+, $SERVE_ARGS}"
 python3 "$ROOT/bench/serve_soak.py" --port "$PORT" --pid "$SERVER_PID" --seconds "$DURATION" --slow "$SLOW" \
   --idle "$IDLE" >"$WORK/hostile.txt" &
 HOSTILE_PID=$!
