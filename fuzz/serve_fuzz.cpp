@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -69,7 +70,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) __builtin_trap();
+  // A server that stops accepting is a finding; a moment without a free local port is not.
+  for (int attempt = 0; ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0; ++attempt) {
+    if (attempt == 200) {
+      std::fprintf(stderr, "the server accepts no connection: %s\n", std::strerror(errno));
+      __builtin_trap();
+    }
+    ::close(fd);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  }
   size_t done = 0;
   while (done < size) {
     ssize_t n = ::send(fd, data + done, size - done, MSG_NOSIGNAL);
@@ -86,6 +96,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (n <= 0) break;
     answer.append(buf, static_cast<size_t>(n));
   }
+  // Reset rather than close: thousands of connections a second in TIME_WAIT would use up the local
+  // ports (the answer is read whole by now).
+  linger reset{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
   ::close(fd);
   if (!answer.empty() && answer.rfind("HTTP/1.1 ", 0) != 0) __builtin_trap();
   // Walk the responses (one per pipelined request) by their Content-Length; stop where that does not
