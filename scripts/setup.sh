@@ -13,7 +13,8 @@ PKGS=(build-essential cmake ninja-build pkg-config ccache
       libgtest-dev libgmock-dev libbenchmark-dev
       libcurl4-openssl-dev libssl-dev libcpp-httplib-dev
       libprotobuf-dev protobuf-compiler dpkg-dev wrk
-      libgloo-dev
+      libgloo-dev zlib1g-dev
+      clang libclang-rt-dev  # fuzz/: libFuzzer targets with ASan + UBSan
       libsqlite3-dev sqlite3 chromium)  # tailor review: its database; its tests drive a headless browser
 
 missing=()

@@ -1,10 +1,5 @@
 #include "serve/server.h"
 
-#include <httplib.h>
-#include <sys/socket.h>
-
-#include <cerrno>
-
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -16,6 +11,7 @@
 #include "core/attributes.h"
 #include "catalog/images.h"
 #include "serve/base64.h"
+#include "serve/http.h"
 #include "util/error.h"
 #include "util/text.h"
 
@@ -31,25 +27,16 @@ struct HttpError {
   std::string message;
 };
 
-// httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed when Debian built the
-// library): a burst of new clients overflows it and connections get dropped. This subclass reaches
-// the listening socket so start() can raise the backlog (listen(2) again on a listening socket
-// only updates it).
-struct HttpServer : httplib::Server {
-  int listening_socket() const { return static_cast<int>(svr_sock_); }
-};
-
 struct Server::Reply {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
 };
 
-// Per HTTP worker thread: the request being served (httplib serves one request at a time on a
-// thread), so the logger can report latency and what went wrong.
+// Per thread: what the request being served did, for its log line. A request's handler and its
+// log line run on one thread (a worker, or the loop thread for the layer's own refusals and the
+// quick routes), and the log line resets it.
 struct RequestContext {
-  bool active = false;
-  Clock::time_point start;
   std::string error;
   size_t questions = 0;
 };
@@ -66,14 +53,9 @@ static std::string error_body(const std::string& message) {
   return dump(j);
 }
 
-static std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // "image/jpeg; charset=..." -> "image/jpeg"
 static std::string media_type(const std::string& content_type) {
-  return trim(lower(content_type.substr(0, content_type.find(';'))));
+  return trim(ascii_lower(content_type.substr(0, content_type.find(';'))));
 }
 
 enum class BodyKind { Json, Image };
@@ -199,13 +181,51 @@ static std::pair<uint32_t, uint32_t> peek_image_size(const uint8_t* d, size_t n)
   return {0, 0};
 }
 
+// Decoded pixels held by the requests being served, against ServeOptions::max_pixels_in_flight, so
+// memory is bounded by what is admitted, not by what clients send. Released when the request ends.
+struct PixelHold {
+  std::atomic<uint64_t>* used = nullptr;
+  uint64_t pixels = 0;
+  PixelHold() = default;
+  PixelHold(const PixelHold&) = delete;
+  PixelHold& operator=(const PixelHold&) = delete;
+  ~PixelHold() {
+    if (used) used->fetch_sub(pixels);
+  }
+};
+
+struct ImageLimits {
+  uint64_t max_pixels;     // one image
+  uint64_t max_in_flight;  // all requests together
+  std::atomic<uint64_t>* in_flight;
+  PixelHold* hold;         // this request's share
+};
+
+// Takes `pixels` of the in-flight budget for this request (a lone image always fits, so a budget
+// below one image's limit cannot lock every request out).
+static void hold_pixels(const ImageLimits& limits, uint64_t pixels, const std::string& what) {
+  uint64_t before = limits.in_flight->fetch_add(pixels);
+  if (before != 0 && before + pixels > limits.max_in_flight) {
+    limits.in_flight->fetch_sub(pixels);
+    throw HttpError{503, "busy: images being served hold " + std::to_string(before) + " pixels and " + what + " has " +
+                             std::to_string(pixels) + ", over the limit of " + std::to_string(limits.max_in_flight) +
+                             " pixels in flight; retry later"};
+  }
+  limits.hold->used = limits.in_flight;
+  limits.hold->pixels += pixels;
+}
+
+static std::string pixel_limit_message(const std::string& what, uint64_t w, uint64_t h, uint64_t max_pixels) {
+  return what + " is " + std::to_string(w) + "x" + std::to_string(h) + " pixels, over the limit of " +
+         std::to_string(max_pixels) + " pixels";
+}
+
 static std::shared_ptr<const ImageRGB> decode_image_bytes(const uint8_t* data, size_t size, const std::string& what,
-                                                          uint64_t max_pixels) {
+                                                          const ImageLimits& limits) {
   if (size == 0) throw HttpError{400, what + " is empty"};
   auto [w, h] = peek_image_size(data, size);
-  if (uint64_t(w) * h > max_pixels)
-    throw HttpError{400, what + " is " + std::to_string(w) + "x" + std::to_string(h) + " pixels, over the limit of " +
-                             std::to_string(max_pixels) + " pixels"};
+  if (uint64_t(w) * h > limits.max_pixels) throw HttpError{400, pixel_limit_message(what, w, h, limits.max_pixels)};
+  if (uint64_t(w) * h > 0) hold_pixels(limits, uint64_t(w) * h, what);
   auto img = std::make_shared<ImageRGB>();
   try {
     *img = decode_image(data, size);
@@ -218,11 +238,17 @@ static std::shared_ptr<const ImageRGB> decode_image_bytes(const uint8_t* data, s
       img->pixels.size() != static_cast<size_t>(img->width) * img->height * 3)
     throw HttpError{400, what + " decoded to an empty image (" + std::to_string(img->width) + "x" +
                              std::to_string(img->height) + ")"};
+  uint64_t decoded = uint64_t(img->width) * img->height;
+  if (decoded != uint64_t(w) * h) {  // the header peek did not find the size (or found another one)
+    if (decoded > limits.max_pixels)
+      throw HttpError{400, pixel_limit_message(what, img->width, img->height, limits.max_pixels)};
+    hold_pixels(limits, decoded, what);
+  }
   return img;
 }
 
 // The "image" field: base64, optionally as a data URL ("data:image/png;base64,....").
-static std::shared_ptr<const ImageRGB> image_from_json(const json& body, uint64_t max_pixels) {
+static std::shared_ptr<const ImageRGB> image_from_json(const json& body, const ImageLimits& limits) {
   if (!body.contains("image")) throw HttpError{400, "missing field \"image\" (base64 JPEG or PNG)"};
   const json& v = body["image"];
   if (!v.is_string()) throw HttpError{400, "field \"image\" must be a base64 string, got " + std::string(v.type_name())};
@@ -240,7 +266,7 @@ static std::shared_ptr<const ImageRGB> image_from_json(const json& body, uint64_
   } catch (const Error& e) {
     throw HttpError{400, std::string("field \"image\": ") + e.what()};
   }
-  return decode_image_bytes(bytes.data(), bytes.size(), "field \"image\"", max_pixels);
+  return decode_image_bytes(bytes.data(), bytes.size(), "field \"image\"", limits);
 }
 
 // Strips "Question: ... Answer:" to compare the question itself with the model's templates.
@@ -251,13 +277,13 @@ static std::string bare_question(const std::string& prompt) {
     size_t a = q.rfind("Answer:");
     if (a != std::string::npos) q = q.substr(0, a);
   }
-  return lower(trim(q));
+  return ascii_lower(trim(q));
 }
 
 static std::string attribute_of_prompt(const TaskInfo& task, const std::string& prompt) {
   std::string q = bare_question(prompt);
   for (const AttributeSpec& a : task.attributes)
-    if (lower(trim(a.question)) == q) return a.name;
+    if (ascii_lower(trim(a.question)) == q) return a.name;
   return "";
 }
 
@@ -337,13 +363,15 @@ static Answers parse_answers(const std::vector<Question>& questions, const std::
 Server::Reply Server::handle_invocations(const std::string& content_type, const std::string& body) {
   if (!batcher_.ready()) throw HttpError{503, batcher_.load_failed() ? "the model failed to load" : "the model is loading"};
   Arrival arrival(queue_);
+  PixelHold hold;
+  const ImageLimits limits{options_.max_image_pixels, options_.max_pixels_in_flight, &pixels_in_flight_, &hold};
   const TaskInfo& task = batcher_.task();
   std::shared_ptr<const ImageRGB> image;
   std::vector<Question> questions;
   GenerationOptions options;
   AnswerMode mode = options_.answer_mode;
   if (body_kind(content_type, body) == BodyKind::Image) {
-    image = decode_image_bytes(reinterpret_cast<const uint8_t*>(body.data()), body.size(), "the image body", options_.max_image_pixels);
+    image = decode_image_bytes(reinterpret_cast<const uint8_t*>(body.data()), body.size(), "the image body", limits);
     questions = all_questions(task, mode);
   } else {
     json j = parse_json_object(body);
@@ -362,7 +390,7 @@ Server::Reply Server::handle_invocations(const std::string& content_type, const 
     } else {
       questions = all_questions(task, mode);
     }
-    image = image_from_json(j, options_.max_image_pixels);
+    image = image_from_json(j, limits);
   }
   Answers a = parse_answers(questions, ask(arrival, image, questions, options, options_, queue_));
   // The flat attribute -> value object the original client reads, then what tailor adds beside it.
@@ -377,13 +405,15 @@ Server::Reply Server::handle_invocations(const std::string& content_type, const 
 Server::Reply Server::handle_describe(const std::string& content_type, const std::string& body) {
   if (!batcher_.ready()) throw HttpError{503, batcher_.load_failed() ? "the model failed to load" : "the model is loading"};
   Arrival arrival(queue_);
+  PixelHold hold;
+  const ImageLimits limits{options_.max_image_pixels, options_.max_pixels_in_flight, &pixels_in_flight_, &hold};
   const TaskInfo& task = batcher_.task();
   std::shared_ptr<const ImageRGB> image;
   GenerationOptions options;
   AnswerMode mode = options_.answer_mode;
   std::map<std::string, std::string> known;
   if (body_kind(content_type, body) == BodyKind::Image) {
-    image = decode_image_bytes(reinterpret_cast<const uint8_t*>(body.data()), body.size(), "the image body", options_.max_image_pixels);
+    image = decode_image_bytes(reinterpret_cast<const uint8_t*>(body.data()), body.size(), "the image body", limits);
   } else {
     json j = parse_json_object(body);
     reject_unknown_fields(j, {"image", "attributes", "parameters"}, "the request");
@@ -398,7 +428,7 @@ Server::Reply Server::handle_describe(const std::string& content_type, const std
         known[it.key()] = it.value().get<std::string>();
       }
     }
-    image = image_from_json(j, options_.max_image_pixels);
+    image = image_from_json(j, limits);
   }
   // Ask the model only what the caller does not already know.
   std::vector<Question> questions;
@@ -465,75 +495,32 @@ static std::string utc_now_iso() {
   return buf;
 }
 
-static std::string status_message(int status) {
-  switch (status) {
-    case 400: return "bad request";
-    case 401: return "unauthorized";
-    case 404: return "no such route";
-    case 405: return "method not allowed";
-    case 413: return "request body too large";
-    case 414: return "URI too long";
-    default: return "HTTP " + std::to_string(status);
-  }
-}
-
-void Server::install_routes() {
-  using httplib::Request;
-  using httplib::Response;
-  httplib::Server& http = *http_;
-
-  auto send = [](Response& res, const Reply& r) {
-    res.status = r.status;
-    res.set_content(r.body, r.content_type.c_str());
-  };
-  auto fail = [](Response& res, int status, const std::string& message) {
+ServerResponse Server::route(const ServerRequest& req) {
+  ServerResponse res;
+  auto fail = [&res](int status, const std::string& message) {
     t_request.error = message;
     res.status = status;
-    if (status == 503) res.set_header("Retry-After", "1");  // loading or queue full: come back soon
-    res.set_content(error_body(message), "application/json");
+    if (status == 503) res.headers.push_back({"Retry-After", "1"});  // loading or full: come back soon
+    res.body = error_body(message);
+    return res;
   };
-  auto authorized = [this, fail](const Request& req, Response& res) {
+  auto authorized = [&] {
     if (options_.auth_token.empty()) return true;
-    std::string h = req.get_header_value("Authorization");
+    std::string h = req.header("Authorization");
     const std::string prefix = "Bearer ";
-    if (h.size() > prefix.size() && lower(h.substr(0, prefix.size())) == "bearer " &&
+    if (h.size() > prefix.size() && ascii_lower(h.substr(0, prefix.size())) == "bearer " &&
         same_secret(h.substr(prefix.size()), options_.auth_token))
       return true;
-    res.set_header("WWW-Authenticate", "Bearer");
-    fail(res, 401, h.empty() ? "missing Authorization: Bearer token" : "wrong bearer token");
+    res.headers.push_back({"WWW-Authenticate", "Bearer"});
+    fail(401, h.empty() ? "missing Authorization: Bearer token" : "wrong bearer token");
     return false;
   };
-  // Every POST route: auth, then the handler; HttpError and anything else become JSON errors.
-  auto post_route = [this, send, fail, authorized](Reply (Server::*handler)(const std::string&, const std::string&)) {
-    return [this, send, fail, authorized, handler](const Request& req, Response& res) {
-      if (!authorized(req, res)) return;
-      try {
-        send(res, (this->*handler)(req.get_header_value("Content-Type"), req.body));
-      } catch (const HttpError& e) {
-        fail(res, e.status, e.message);
-      } catch (const std::bad_alloc&) {
-        fail(res, 503, "out of memory serving this request");
-      } catch (const std::exception& e) {
-        fail(res, 500, std::string("internal error: ") + e.what());
-      }
-    };
-  };
-
-  http.set_pre_routing_handler([this](const Request&, Response&) {
-    if (t_request.active) metrics_.request_finished();  // the last one on this thread never reached the end
-    t_request = RequestContext{};
-    t_request.active = true;
-    t_request.start = Clock::now();
-    metrics_.request_started();
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-
-  http.Get("/ping", [this](const Request&, Response& res) {
+  bool get = req.method == "GET" || req.method == "HEAD";
+  if (req.path == "/ping" && get) {
     ordered_json j;
     if (batcher_.ready()) {
       j["status"] = "ready";
       j["model"] = batcher_.model_name();
-      res.status = 200;
     } else if (batcher_.load_failed()) {
       j["status"] = "failed";
       j["error"] = batcher_.load_error();
@@ -542,99 +529,91 @@ void Server::install_routes() {
       j["status"] = "loading";
       res.status = 503;
     }
-    res.set_content(dump(j), "application/json");
-  });
-  http.Post("/invocations", post_route(&Server::handle_invocations));
-  http.Post("/describe", post_route(&Server::handle_describe));
-  http.Get("/metrics", [this, authorized](const Request& req, Response& res) {
-    if (!authorized(req, res)) return;
-    res.set_content(metrics_.render(queue_.depth(), queue_.capacity(), batcher_.ready()),
-                    "text/plain; version=0.0.4");
-  });
-
-  // Statuses httplib sets itself (404, 413, ...) get a JSON body too.
-  http.set_error_handler(httplib::Server::HandlerWithResponse([](const Request& req, Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string message = status_message(res.status);
-    if (res.status == 404) message = "no route " + req.method + " " + req.path;
-    t_request.error = message;
-    res.set_content(error_body(message), "application/json");
-    return httplib::Server::HandlerResponse::Handled;
-  }));
-  http.set_exception_handler([](const Request&, Response& res, std::exception_ptr ep) {
-    std::string message = "internal error";
+    res.body = dump(j);
+    return res;
+  }
+  if (req.path == "/metrics" && get) {
+    if (!authorized()) return res;
+    res.content_type = "text/plain; version=0.0.4";
+    res.body = metrics_.render(queue_.depth(), queue_.capacity(), batcher_.ready());
+    return res;
+  }
+  if ((req.path == "/invocations" || req.path == "/describe") && req.method == "POST") {
+    if (!authorized()) return res;
     try {
-      std::rethrow_exception(ep);
+      const std::string content_type = req.header("Content-Type");
+      Reply r = req.path == "/invocations" ? handle_invocations(content_type, req.body)
+                                           : handle_describe(content_type, req.body);
+      res.status = r.status;
+      res.content_type = r.content_type;
+      res.body = std::move(r.body);
+      return res;
+    } catch (const HttpError& e) {
+      return fail(e.status, e.message);
+    } catch (const std::bad_alloc&) {
+      return fail(503, "out of memory serving this request");
     } catch (const std::exception& e) {
-      message += std::string(": ") + e.what();
-    } catch (...) {
+      return fail(500, std::string("internal error: ") + e.what());
     }
-    t_request.error = message;
-    res.status = 500;
-    res.set_content(error_body(message), "application/json");
-  });
+  }
+  if (req.path == "/ping" || req.path == "/metrics" || req.path == "/invocations" || req.path == "/describe") {
+    res.headers.push_back({"Allow", req.path == "/invocations" || req.path == "/describe" ? "POST" : "GET, HEAD"});
+    return fail(405, "method " + req.method + " not allowed on " + req.path);
+  }
+  return fail(404, "no route " + req.method + " " + req.path);
+}
 
-  // One JSON line per request, and the request metrics, just before the response is written (so a
-  // client that has its answer also finds it counted). Never logs headers (the bearer token).
-  http.set_post_routing_handler([this](const Request& req, Response& res) {
-    double seconds = t_request.active ? std::chrono::duration<double>(Clock::now() - t_request.start).count() : 0.0;
-    if (t_request.active) metrics_.request_finished();
-    metrics_.count_request(req.path, res.status, seconds);
-    ordered_json j;
-    j["time"] = utc_now_iso();
-    j["method"] = req.method;
-    j["path"] = req.path;
-    j["status"] = res.status;
-    j["ms"] = std::round(seconds * 1e5) / 100.0;
-    j["bytes_in"] = req.body.size();
-    j["bytes_out"] = res.body.size();
-    j["remote"] = req.remote_addr;
-    if (t_request.questions) j["questions"] = t_request.questions;
-    if (!t_request.error.empty()) j["error"] = t_request.error;
-    options_.log_line(dump(j));
-    t_request = RequestContext{};
-  });
+// One JSON line per request, and the request metrics, just before the response is written (so a
+// client that has its answer also finds it counted). Never logs headers (the bearer token).
+void Server::log_request(const ServerRequest& req, const ServerResponse& res) {
+  double seconds = std::chrono::duration<double>(Clock::now() - req.start).count();
+  metrics_.count_request(req.path, res.status, seconds);
+  ordered_json j;
+  j["time"] = utc_now_iso();
+  j["method"] = req.method;
+  j["path"] = req.path;
+  j["status"] = res.status;
+  j["ms"] = std::round(seconds * 1e5) / 100.0;
+  j["bytes_in"] = req.bytes_in;
+  j["bytes_out"] = res.body.size();
+  j["remote"] = req.remote;
+  if (t_request.questions) j["questions"] = t_request.questions;
+  if (!t_request.error.empty()) j["error"] = t_request.error;
+  options_.log_line(dump(j));
+  t_request = RequestContext{};
 }
 
 int Server::start() {
   std::lock_guard<std::mutex> lock(stop_mutex_);
   if (started_) throw Error("the server is already started");
-  http_ = std::make_unique<HttpServer>();
+  HttpLimits limits;
+  limits.max_body_bytes = options_.max_payload_bytes;
+  limits.request_deadline_ms = options_.request_deadline_ms;
+  limits.idle_timeout_ms = options_.idle_timeout_ms;
+  limits.max_connections = options_.max_connections;
   int threads = options_.http_threads;
   if (threads <= 0) threads = static_cast<int>(std::min<size_t>(1024, options_.queue_capacity + options_.max_batch + 8));
-  http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  http_->set_payload_max_length(options_.max_payload_bytes);
-  // httplib's default also sets SO_REUSEPORT, which lets a second server bind the same port and
-  // silently take half the traffic; keep only SO_REUSEADDR (quick restarts).
-  http_->set_socket_options([](int sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
-  http_->set_tcp_nodelay(true);
-  http_->set_keep_alive_timeout(5);
-  http_->set_keep_alive_max_count(1000);  // httplib's default (5) reconnects busy clients all the time
-  http_->set_read_timeout(30);
-  http_->set_write_timeout(30);
-  install_routes();
-
-  if (options_.port == 0) {
-    port_ = http_->bind_to_any_port(options_.host);
-    if (port_ <= 0) throw Error("cannot bind " + options_.host + " to a free port");
-  } else {
-    if (!http_->bind_to_port(options_.host, options_.port))
-      throw Error("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
-                  " (address in use or not available)");
-    port_ = options_.port;
-  }
-  if (::listen(static_cast<HttpServer&>(*http_).listening_socket(), SOMAXCONN) != 0)
-    throw Error(std::string("cannot set the listen backlog: ") + std::strerror(errno));
-  listener_ = std::thread([this] { http_->listen_after_bind(); });
-  // stop() only works once httplib is running; don't hand back a server that cannot be stopped.
-  for (int i = 0; i < 5000 && !http_->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  if (!http_->is_running()) {
-    listener_.join();  // listen_after_bind gave up at once
-    throw Error("the HTTP listener on " + options_.host + ":" + std::to_string(port_) + " did not start");
-  }
+  limits.workers = static_cast<size_t>(threads);
+  limits.max_waiting = static_cast<size_t>(threads);
+  limits.max_buffered_bytes = std::max<size_t>(256u << 20, 8 * options_.max_payload_bytes);
+  HttpHandlers handlers;
+  handlers.handle = [this](const ServerRequest& req) {
+    metrics_.request_started();
+    ServerResponse r = route(req);
+    metrics_.request_finished();
+    return r;
+  };
+  handlers.quick = [](const ServerRequest& req) { return req.path == "/ping" || req.path == "/metrics"; };
+  handlers.error = [](int status, const std::string& message) {
+    t_request.error = message;
+    ServerResponse r;
+    r.status = status;
+    r.body = error_body(message);
+    return r;
+  };
+  handlers.done = [this](const ServerRequest& req, const ServerResponse& res) { log_request(req, res); };
+  http_ = std::make_unique<HttpServer>(limits, handlers);
+  port_ = http_->start(options_.host, options_.port);
   started_ = true;
   // The model loads now, while /ping already answers 503.
   batcher_.start(factory_);
@@ -645,12 +624,13 @@ void Server::stop() {
   std::lock_guard<std::mutex> lock(stop_mutex_);
   if (!started_ || stopped_) return;
   stopped_ = true;
-  // 1) No new connections; httplib joins its workers, i.e. waits for requests in flight, which
-  //    the batcher still answers.  2) Then the queue is empty: close it and let the batcher end.
+  // 1) No new connections; requests in flight are answered (the batcher still runs) and written.
+  // 2) Then the queue is empty: close it and let the batcher end.
   http_->stop();
-  if (listener_.joinable()) listener_.join();
   queue_.close();
   batcher_.join();
 }
+
+size_t Server::connections() const { return http_ ? http_->connections() : 0; }
 
 }  // namespace tailor

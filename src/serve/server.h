@@ -22,12 +22,10 @@
 #include <thread>
 
 #include "serve/batcher.h"
+#include "serve/http.h"
 #include "serve/metrics.h"
 #include "serve/queue.h"
 
-namespace httplib {
-class Server;
-}
 
 namespace tailor {
 
@@ -41,16 +39,22 @@ struct ServeOptions {
   int max_wait_ms = 5;              // longest a queued request waits for company
   size_t queue_capacity = 256;      // requests waiting for the model; one more gets 503
   int timeout_ms = 30000;           // per request, from queueing to answer; then 504
-  size_t max_payload_bytes = 6u << 20;
+  size_t max_payload_bytes = 6u << 20;  // a body as read and as inflated (gzip/deflate); then 413
   std::string auth_token;           // non-empty: every route but /ping needs "Authorization: Bearer <token>"
-  // Connections served at once (a keep-alive client holds one while connected). 0: enough for a
-  // full queue plus a batch in the model, so back-pressure comes from the queue (503), not from
-  // connections left waiting to be accepted.
+  // Threads running requests (a request holds one from its last byte read to its answer; reading
+  // and idle connections hold none). 0: enough for a full queue plus a batch in the model, so
+  // back-pressure comes from the queue (503).
   int http_threads = 0;
+  int request_deadline_ms = 30000;  // a request's headers and body must arrive within this; then 408
+  int idle_timeout_ms = 5000;       // a keep-alive connection with no request is closed after this
+  size_t max_connections = 10000;   // open connections (lowered to what RLIMIT_NOFILE allows); then 503
   int max_new_tokens_limit = 512;   // largest accepted parameters.max_new_tokens
   int max_num_beams = 8;            // largest accepted parameters.num_beams
   size_t max_prompt_bytes = 4096;
-  uint64_t max_image_pixels = 50'000'000;  // refused before decoding (a 6 MB PNG can hold gigapixels)
+  uint64_t max_image_pixels = 50'000'000;  // one image; refused from its header, before decoding (400)
+  // Decoded pixels of all requests being served together (3 bytes each); a request that would pass
+  // it gets 503 (a lone image always fits).
+  uint64_t max_pixels_in_flight = 200'000'000;
   AnswerMode answer_mode = AnswerMode::Choice;  // requests may ask otherwise: parameters.answer
   Describer describer;              // null: /describe returns attributes only
   // One JSON line per request; default (null) writes it to stderr.
@@ -75,11 +79,13 @@ class Server {
   bool load_failed() const { return batcher_.load_failed(); }
   std::string load_error() const { return batcher_.load_error(); }
   size_t queue_depth() const { return queue_.depth(); }
+  size_t connections() const;  // open HTTP connections
   int port() const { return port_; }
 
  private:
   struct Reply;
-  void install_routes();
+  ServerResponse route(const ServerRequest& req);
+  void log_request(const ServerRequest& req, const ServerResponse& res);
   Reply handle_invocations(const std::string& content_type, const std::string& body);
   Reply handle_describe(const std::string& content_type, const std::string& body);
 
@@ -88,8 +94,8 @@ class Server {
   Metrics metrics_;
   RequestQueue queue_;
   Batcher batcher_;
-  std::unique_ptr<httplib::Server> http_;
-  std::thread listener_;
+  std::unique_ptr<HttpServer> http_;
+  std::atomic<uint64_t> pixels_in_flight_{0};
   int port_ = 0;
   std::mutex stop_mutex_;
   bool started_ = false;

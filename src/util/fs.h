@@ -32,6 +32,20 @@ void append_line_durable(const std::string& path, const std::string& line);
 void append_line(const std::string& path, const std::string& line);
 void sync_file(const std::string& path);
 std::string join_path(const std::string& a, const std::string& b);
+// An exclusive flock(2) on `path` (created if missing, never removed: removing it would let two
+// processes lock two different files), held until destroyed; the holder's pid is written into it.
+// Throws Error naming the path and the holder when another process (or another FileLock in this
+// one) holds it. The kernel drops the lock when the process dies, so a killed run leaves none.
+class FileLock {
+ public:
+  explicit FileLock(const std::string& path);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 // This process's argv, read from /proc/self/cmdline (for re-executing or spawning itself).
 std::vector<std::string> own_command_line();
 

@@ -11,6 +11,12 @@ std::string trim(const std::string& s) {
   return s.substr(a, b - a + 1);
 }
 
+std::string ascii_lower(std::string s) {
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
 std::vector<std::string> split_comma_list(const std::string& text) {
   std::vector<std::string> out;
   std::string t = trim(text);

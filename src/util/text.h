@@ -9,6 +9,8 @@ namespace tailor {
 
 // Without leading and trailing spaces, tabs, CRs and LFs.
 std::string trim(const std::string& s);
+// ASCII letters to lower case (header names, media types); other bytes unchanged.
+std::string ascii_lower(std::string s);
 
 // The lines of a text file without their line ends (LF or CRLF); a leading UTF-8 BOM goes.
 std::vector<std::string> text_lines(std::string text);

@@ -98,15 +98,15 @@ std::vector<Product> products_from_images(const std::vector<std::string>& image_
 ResumeState read_describe_output(const std::string& jsonl_path) {
   ResumeState st;
   if (!file_exists(jsonl_path)) return st;
+  if (!std::filesystem::is_regular_file(jsonl_path))
+    throw Error(jsonl_path + " is not a regular file; describe writes its output to a file of its own");
   std::string text = read_file(jsonl_path);
   size_t keep = text.size();
   if (!text.empty() && text.back() != '\n') {
-    // A torn line from a crash (e.g. a disk full mid-write): drop it so the product is redone.
+    // A torn line from a crash (e.g. a disk full mid-write): dropped (below, once every whole line
+    // is known to be describe's) so the product is redone.
     size_t nl = text.rfind('\n');
     keep = nl == std::string::npos ? 0 : nl + 1;
-    st.dropped_partial_bytes = static_cast<int64_t>(text.size() - keep);
-    if (::truncate(jsonl_path.c_str(), static_cast<off_t>(keep)) != 0)
-      throw Error("cannot drop the partial last line of " + jsonl_path + ": " + std::strerror(errno));
   }
   size_t start = 0;
   int line_no = 0;
@@ -116,12 +116,21 @@ ResumeState read_describe_output(const std::string& jsonl_path) {
     start = nl + 1;
     ++line_no;
     if (trim(line).empty()) continue;
+    // What describe_products writes: id, attributes, description and writer (others may follow).
     auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j["id"].is_string())
+    bool record = !j.is_discarded() && j.is_object() && j.contains("id") && j["id"].is_string() &&
+                  j.contains("attributes") && j["attributes"].is_object() && j.contains("description") &&
+                  j["description"].is_string() && j.contains("writer") && j["writer"].is_string();
+    if (!record)
       throw Error(jsonl_path + ":" + std::to_string(line_no) +
-                  ": not a describe record (expected a JSON object with a string \"id\"); "
-                  "use another --output or fix the file");
+                  ": not a describe record (a JSON object with \"id\", \"attributes\", \"description\" and "
+                  "\"writer\"): this file was not written by tailor describe; use another --output");
     st.ids.push_back(j["id"].get<std::string>());
+  }
+  if (keep < text.size()) {
+    st.dropped_partial_bytes = static_cast<int64_t>(text.size() - keep);
+    if (::truncate(jsonl_path.c_str(), static_cast<off_t>(keep)) != 0)
+      throw Error("cannot drop the partial last line of " + jsonl_path + ": " + std::strerror(errno));
   }
   return st;
 }
@@ -278,6 +287,14 @@ DescribeSummary describe_products(const std::vector<Product>& products, const Wr
   };
   std::string parent = std::filesystem::path(options.output_jsonl).parent_path().string();
   if (!parent.empty()) make_dirs(parent);
+  // One run per output: a second one would write every product again (duplicate ids).
+  std::unique_ptr<FileLock> lock;
+  try {
+    lock = std::make_unique<FileLock>(options.output_jsonl + ".lock");
+  } catch (const Error& e) {
+    throw Error("another tailor describe is writing " + options.output_jsonl + " (" + e.what() +
+                "); wait for it to finish or choose another --output");
+  }
 
   DescribeSummary sum;
   sum.total = static_cast<int64_t>(products.size());

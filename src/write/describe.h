@@ -1,7 +1,9 @@
 // `tailor describe` as a library: products (from a catalog or a list of photos) -> attributes (the
 // catalog's own, or predicted by a model in batches) -> a description per product from a Writer,
 // appended as one JSONL line each. Resumable: ids already in the output are skipped, lines are
-// written whole, a torn last line from a crash is dropped and reported.
+// written whole, a torn last line from a crash is dropped and reported. One run per output: a run
+// holds a flock on <output>.lock, and a second one is refused, as is an output that describe did
+// not write.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -95,7 +97,8 @@ struct DescribedProduct {
 DescribedProduct describe_one(const Writer& writer, const std::map<std::string, std::string>& attributes);
 
 // The ids already written to a describe output; drops (and counts) a torn last line. Throws Error
-// naming the line for a line that is not a describe record.
+// naming the line for a line that is not a describe record (the file is not describe's own: nothing
+// is changed in it), and for a path that is not a regular file.
 struct ResumeState {
   std::vector<std::string> ids;
   int64_t dropped_partial_bytes = 0;

@@ -4,6 +4,10 @@
 // answer says which image it came from.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -725,6 +729,282 @@ TEST(Serve, OneJsonLogLinePerRequestAndPrometheusMetrics) {
   EXPECT_EQ(bad["status"], 400);
   EXPECT_NE(bad.value("error", "").find("base64"), std::string::npos);
   EXPECT_EQ(json::parse(lines[2])["path"], "/metrics");
+}
+
+// ---- hostile and slow clients (issue #23) ----------------------------------------------------------
+
+// A raw connection: what httplib's client would not send (chunked bodies of any size, no length,
+// slow drips). Reads the answer until the server closes or `timeout_ms` passes.
+struct RawConn {
+  int fd = -1;
+  explicit RawConn(int port) {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  ~RawConn() {
+    if (fd >= 0) ::close(fd);
+  }
+  bool send_all(const std::string& bytes) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::send(fd, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+      if (n <= 0) return false;  // the server closed (it answered early)
+      done += static_cast<size_t>(n);
+    }
+    return true;
+  }
+  std::string read_answer(int timeout_ms = 10000) {
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string out;
+    char buf[65536];
+    while (true) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+      size_t head = out.find("\r\n\r\n");
+      size_t cl = out.find("Content-Length: ");
+      if (head != std::string::npos && cl != std::string::npos && cl < head &&
+          out.size() >= head + 4 + std::stoul(out.substr(cl + 16)))
+        break;
+    }
+    return out;
+  }
+};
+
+Reply raw_reply(const std::string& answer) {
+  Reply r;
+  r.text = answer;
+  if (answer.rfind("HTTP/1.1 ", 0) != 0) return r;
+  r.status = std::stoi(answer.substr(9, 3));
+  size_t head = answer.find("\r\n\r\n");
+  if (head != std::string::npos) r.body = json::parse(answer.substr(head + 4), nullptr, false);
+  return r;
+}
+
+std::string chunked(const std::string& body, size_t chunk) {
+  std::string out;
+  char size[32];
+  for (size_t at = 0; at < body.size(); at += chunk) {
+    size_t n = std::min(chunk, body.size() - at);
+    std::snprintf(size, sizeof size, "%zx\r\n", n);
+    out += size + body.substr(at, n) + "\r\n";
+  }
+  return out + "0\r\n\r\n";
+}
+
+std::string deflated(const std::string& data, bool gzip) {
+  z_stream z{};
+  deflateInit2(&z, 9, Z_DEFLATED, gzip ? 15 + 16 : 15, 9, Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&z, data.size()), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+TEST(ServeLimits, ChunkedBodyOverTheLimitIs413NamingIt) {
+  ServeOptions o = test_options();
+  o.max_payload_bytes = 256 * 1024;
+  TestServer s(o);
+  RawConn c(s.port);
+  // 8 MiB in 64 KiB chunks: refused once the decoded body passes the limit, not read whole.
+  std::string head = "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n";
+  c.send_all(head + chunked(std::string(8u << 20, 'x'), 64 * 1024));
+  Reply r = raw_reply(c.read_answer());
+  EXPECT_EQ(r.status, 413) << r.text.substr(0, 300);
+  EXPECT_NE(r.body.value("error", "").find("limit of 262144 bytes"), std::string::npos) << r.text.substr(0, 300);
+  // A small chunked request is served.
+  RawConn ok(s.port);
+  std::string body = json{{"image", b64(png_of(1, 2, 3))}, {"prompt", question_of("Fit")}}.dump();
+  ok.send_all("POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              "Transfer-Encoding: chunked\r\n\r\n" + chunked(body, 100));
+  Reply good = raw_reply(ok.read_answer());
+  EXPECT_EQ(good.status, 200) << good.text;
+  EXPECT_EQ(good.body.value("Fit", ""), "rgb(1,2,3)") << good.text;
+}
+
+TEST(ServeLimits, DeclaredLengthOverTheLimitIs413AndNoLengthIs411) {
+  ServeOptions o = test_options();
+  o.max_payload_bytes = 256 * 1024;
+  TestServer s(o);
+  RawConn big(s.port);
+  big.send_all("POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 50000000\r\n\r\n");
+  Reply r = raw_reply(big.read_answer());
+  EXPECT_EQ(r.status, 413);
+  EXPECT_NE(r.body.value("error", "").find("Content-Length 50000000 is over the limit of 262144 bytes"),
+            std::string::npos)
+      << r.text;
+  // No Content-Length and no chunked: refused at once, not read until the client closes.
+  RawConn none(s.port);
+  none.send_all("POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n\r\n" + std::string(1000, 'x'));
+  Reply n = raw_reply(none.read_answer());
+  EXPECT_EQ(n.status, 411);
+  EXPECT_NE(n.body.value("error", "").find("Content-Length"), std::string::npos) << n.text;
+  EXPECT_EQ(s.probe->snapshot().size(), 0u);
+}
+
+TEST(ServeLimits, CompressedBodiesAreLimitedOnTheInflatedBytes) {
+  ServeOptions o = test_options();
+  o.max_payload_bytes = 256 * 1024;
+  TestServer s(o);
+  auto c = s.client();
+  // 64 MiB of zeros gzip to ~64 KB: under the limit as sent, far over it inflated.
+  std::string bomb = deflated(std::string(64u << 20, '\0'), true);
+  ASSERT_LT(bomb.size(), o.max_payload_bytes);
+  httplib::Headers gz = {{"Content-Encoding", "gzip"}};
+  Reply r = reply_of(c.Post("/invocations", gz, bomb, "application/json"));
+  EXPECT_EQ(r.status, 413) << r.text;
+  EXPECT_NE(r.body.value("error", "").find("inflates to more than the limit of 262144 bytes"), std::string::npos)
+      << r.text;
+  httplib::Headers df = {{"Content-Encoding", "deflate"}};
+  EXPECT_EQ(reply_of(c.Post("/invocations", df, deflated(std::string(64u << 20, '{'), false), "application/json")).status,
+            413);
+  // Real compressed requests are served; a corrupt one is a 400 that says so.
+  std::string body = json{{"image", b64(png_of(4, 5, 6))}, {"prompt", question_of("Fit")}}.dump();
+  Reply good = reply_of(c.Post("/invocations", gz, deflated(body, true), "application/json"));
+  EXPECT_EQ(good.status, 200) << good.text;
+  EXPECT_EQ(good.body.value("Fit", ""), "rgb(4,5,6)");
+  Reply good2 = reply_of(c.Post("/invocations", df, deflated(body, false), "application/json"));
+  EXPECT_EQ(good2.status, 200) << good2.text;
+  Reply corrupt = reply_of(c.Post("/invocations", gz, "not gzip at all", "application/json"));
+  EXPECT_EQ(corrupt.status, 400);
+  EXPECT_NE(corrupt.body.value("error", "").find("gzip"), std::string::npos) << corrupt.text;
+  httplib::Headers br = {{"Content-Encoding", "br"}};
+  EXPECT_EQ(reply_of(c.Post("/invocations", br, body, "application/json")).status, 415);
+}
+
+TEST(ServeLimits, HeadersOverTheLimitAre431) {
+  TestServer s;
+  RawConn c(s.port);
+  c.send_all("GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(100 * 1024, 'a') + "\r\n\r\n");
+  Reply r = raw_reply(c.read_answer());
+  EXPECT_EQ(r.status, 431);
+  EXPECT_NE(r.body.value("error", "").find("limit of 65536 bytes"), std::string::npos) << r.text.substr(0, 300);
+}
+
+TEST(ServeLimits, RequestDeadlineCoversTheWholeRequestNotEachRead) {
+  ServeOptions o = test_options();
+  o.request_deadline_ms = 600;
+  TestServer s(o);
+  RawConn c(s.port);
+  // One byte every 100 ms: each read is quick, the request as a whole is not.
+  std::string request = "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + std::string(100, 'x');
+  auto t0 = std::chrono::steady_clock::now();
+  bool refused = false;
+  for (size_t i = 0; i < request.size() && !refused; ++i) {
+    refused = !c.send_all(request.substr(i, 1));
+    std::this_thread::sleep_for(100ms);
+    if (std::chrono::steady_clock::now() - t0 > 5s) break;
+  }
+  Reply r = raw_reply(c.read_answer(5000));
+  EXPECT_EQ(r.status, 408) << r.text;
+  EXPECT_NE(r.body.value("error", "").find("600 ms"), std::string::npos) << r.text;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
+TEST(ServeLimits, PingAndRequestsAreServedWith300SlowConnectionsOpen) {
+  ServeOptions o = test_options();
+  o.http_threads = 4;  // far fewer threads than slow clients
+  o.idle_timeout_ms = 60000;  // the idle ones stay open while the test runs, however slow the machine
+  TestServer s(o);
+  std::vector<std::unique_ptr<RawConn>> slow;
+  for (int i = 0; i < 300; ++i) {
+    slow.push_back(std::make_unique<RawConn>(s.port));
+    ASSERT_GE(slow.back()->fd, 0) << "connection " << i;
+    if (i % 3 == 0) continue;  // idle: connected, sent nothing
+    if (i % 3 == 1) slow.back()->send_all("POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Le");  // half the headers
+    else slow.back()->send_all("POST /invocations HTTP/1.1\r\nContent-Length: 5000\r\n\r\n{\"image\":");  // part body
+  }
+  for (int i = 0; i < 200 && s.server->connections() < 300; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_GE(s.server->connections(), 300u);
+  httplib::Client c("127.0.0.1", s.port);
+  c.set_connection_timeout(1, 0);
+  c.set_read_timeout(1, 0);
+  c.set_write_timeout(1, 0);
+  for (int k = 0; k < 5; ++k) {
+    auto t0 = std::chrono::steady_clock::now();
+    Reply ping = reply_of(c.Get("/ping"));
+    EXPECT_EQ(ping.status, 200) << ping.text;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  }
+  Reply r = post_json(s, {{"image", b64(png_of(9, 8, 7))}, {"prompt", question_of("Fit")}});
+  EXPECT_EQ(r.status, 200) << r.text;
+  EXPECT_EQ(r.body.value("Fit", ""), "rgb(9,8,7)");
+}
+
+TEST(ServeLimits, DecodedPixelsInFlightAreBounded) {
+  ServeOptions o = test_options();
+  o.max_pixels_in_flight = 20000;  // one 100x100 image; a second waits its turn (503)
+  TestServer s(o);
+  Gate hold;
+  s.probe->hold = &hold;
+  std::string body = json{{"image", b64(png_of(1, 2, 3, 100, 100))}, {"prompt", question_of("Fit")}}.dump();
+  Reply first;
+  std::thread t([&] { first = post_raw(s, body, "application/json"); });
+  for (int i = 0; i < 400 && s.probe->entered == 0; ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(s.probe->entered, 1);
+  Reply second = post_raw(s, json{{"image", b64(png_of(1, 2, 3, 150, 100))}}.dump(), "application/json");
+  EXPECT_EQ(second.status, 503);
+  EXPECT_NE(second.body.value("error", "").find("limit of 20000 pixels in flight"), std::string::npos) << second.text;
+  hold.open();
+  t.join();
+  EXPECT_EQ(first.status, 200);
+  EXPECT_EQ(post_raw(s, body, "application/json").status, 200);  // the budget was given back
+}
+
+TEST(ServeLimits, MalformedRequestsAreRefusedAndTheServerGoesOn) {
+  TestServer s;
+  struct Case {
+    std::string name, bytes;
+    int status;
+    std::string error_has;
+  };
+  std::vector<Case> cases = {
+      // The fuzzer's first finding: a refusal deep in the chunk parser freed the connection under it.
+      {"bad chunk size", "POST /describe HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 400,
+       "bad chunk size"},
+      {"no CRLF after chunk", "POST /describe HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n", 400,
+       "no CRLF"},
+      {"length and chunked", "POST /describe HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
+       "both"},
+      {"two lengths", "POST /describe HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 400,
+       "Content-Length"},
+      {"other transfer coding", "POST /describe HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "gzip"},
+      {"bad request line", "HELLO\r\n\r\n", 400, "request line"},
+      {"bad header", "GET /ping HTTP/1.1\r\nno colon here\r\n\r\n", 400, "header line 1"},
+      {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400, "'/'"},
+      {"wrong method", "DELETE /invocations HTTP/1.1\r\n\r\n", 405, "DELETE"},
+  };
+  for (const Case& k : cases) {
+    RawConn c(s.port);
+    c.send_all(k.bytes);
+    ::shutdown(c.fd, SHUT_WR);
+    Reply r = raw_reply(c.read_answer());
+    EXPECT_EQ(r.status, k.status) << k.name << ": " << r.text;
+    EXPECT_NE(r.body.value("error", "").find(k.error_has), std::string::npos) << k.name << ": " << r.text;
+  }
+  // Two requests in one write (pipelined) are both answered, in order.
+  RawConn c(s.port);
+  c.send_all("GET /ping HTTP/1.1\r\n\r\nGET /nothing HTTP/1.1\r\nConnection: close\r\n\r\n");
+  std::string both;
+  for (int i = 0; i < 2; ++i) both += c.read_answer();
+  EXPECT_EQ(both.rfind("HTTP/1.1 200", 0), 0u) << both;
+  EXPECT_NE(both.find("HTTP/1.1 404"), std::string::npos) << both;
+  EXPECT_EQ(s.probe->snapshot().size(), 0u);
+  EXPECT_EQ(reply_of(s.client().Get("/ping")).status, 200);
 }
 
 }  // namespace

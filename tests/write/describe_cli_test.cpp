@@ -118,6 +118,50 @@ TEST(DescribeCli, KilledRunResumesWithoutLossDuplicatesOrHalfLines) {
   mock::clear_env();
 }
 
+TEST(DescribeCli, SecondRunOnTheSameOutputIsRefusedWhileTheFirstRuns) {
+  mock::clear_env();
+  setenv("OPENAI_API_KEY", "sk-lock-test-key", 1);
+  mock::Server llm;
+  // 150 ms per description, one at a time: the first run lasts ~6 s, long enough for the second to
+  // start and reach the lock on a loaded machine.
+  llm.script = {{200, chat_reply("A shirt worth wearing."), {}, 150}};
+  std::string dir = test::temp_dir("cli-lock");
+  std::string out = join_path(dir, "d.jsonl");
+  std::string log = join_path(dir, "first.log");
+  std::string cmd = describe_cmd(out, "--writer openai --base-url " + llm.url() + "/v1 --concurrency 1");
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec " + cmd + " > " + log + " 2>&1").c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (lines_of(out).size() < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_GE(lines_of(out).size(), 2u) << read_file(log);
+  test::CmdResult second = test::run_cmd(cmd);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_file(log);
+  EXPECT_NE(second.status, 0) << second.output;
+  EXPECT_NE(second.output.find("another tailor describe is writing " + out), std::string::npos) << second.output;
+  EXPECT_NE(second.output.find("(pid " + std::to_string(pid) + ")"), std::string::npos) << second.output;
+  // The first run wrote every product once; the second wrote nothing.
+  std::set<std::string> ids;
+  for (const auto& l : lines_of(out)) EXPECT_TRUE(ids.insert(nlohmann::json::parse(l)["id"].get<std::string>()).second) << l;
+  EXPECT_EQ(ids.size(), 40u);
+  EXPECT_EQ(llm.count(), 40u);
+  // describe -o on another kind of file (prepare's pairs) is refused and leaves it alone.
+  std::string pairs = join_path(dir, "train.jsonl");
+  std::string text = R"({"id":"15970","image":"i.jpg","attribute":"a","question":"q","prompt":"p","answer":"x","value":"v"})" "\n";
+  write_file_atomic(pairs, text);
+  test::CmdResult foreign = test::run_cmd(describe_cmd(pairs, "--writer offline"));
+  EXPECT_NE(foreign.status, 0) << foreign.output;
+  EXPECT_NE(foreign.output.find("train.jsonl:1: not a describe record"), std::string::npos) << foreign.output;
+  EXPECT_EQ(read_file(pairs), text);
+  mock::clear_env();
+}
+
 TEST(DescribeCli, BadFlagsSayWhatIsWrong) {
   test::CmdResult r = test::run_cmd(test::tailor_bin() + " describe --catalog /nonexistent/cat --output /tmp/x.jsonl");
   EXPECT_NE(r.status, 0);

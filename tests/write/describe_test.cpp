@@ -3,6 +3,7 @@
 // path with a test Answerer (batches, one request per attribute sharing the photo), resume with a
 // torn last line, failures reported not skipped, bounded concurrency, CSV, describe_one.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -341,13 +342,51 @@ TEST(Describe, ResumeDropsATornLineAndNeverDuplicates) {
 
 TEST(Describe, ForeignOutputFileIsRefused) {
   std::string out = join_path(test::temp_dir("foreign"), "out.jsonl");
-  write_file_atomic(out, "{\"id\":\"1\"}\nhello world\n");
+  write_file_atomic(out, R"({"id":"1","attributes":{},"description":"d","writer":"offline"})" "\nhello world\n");
   try {
     read_describe_output(out);
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("out.jsonl:2"), std::string::npos) << e.what();
   }
+  // prepare's pairs file (an id on every line, but not describe's records): refused, left as it was.
+  std::string pairs = join_path(test::temp_dir("foreign"), "train.jsonl");
+  std::string text = R"({"id":"15970","image":"images/15970.jpg","question":"q","answer":"a"})" "\n{\"id\":\"1";
+  write_file_atomic(pairs, text);
+  std::vector<Product> products(1);
+  products[0].id = "7";
+  products[0].attributes = {{"baseColour", "Red"}};
+  auto w = make_writer(WriterConfig{});
+  try {
+    describe_products(products, *w, nullptr, quiet_options(pairs));
+    FAIL() << "describe appended to prepare's train.jsonl";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train.jsonl:1: not a describe record"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_file(pairs), text);  // not even its torn last line was dropped
+  EXPECT_THROW(read_describe_output(test::temp_dir("foreign")), Error);  // a directory
+}
+
+TEST(Describe, SecondConcurrentRunOnOneOutputIsRefused) {
+  std::string out = join_path(test::temp_dir("locked"), "out.jsonl");
+  std::vector<Product> products(1);
+  products[0].id = "7";
+  products[0].attributes = {{"baseColour", "Red"}};
+  auto w = make_writer(WriterConfig{});
+  {
+    FileLock running(out + ".lock");  // what a run in progress holds (in this or another process)
+    try {
+      describe_products(products, *w, nullptr, quiet_options(out));
+      FAIL() << "a second describe ran beside the first";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("another tailor describe is writing " + out), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("pid " + std::to_string(::getpid())), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(file_exists(out));
+  }
+  // Once the first run has ended (its lock released, also by a kill), the next one runs.
+  EXPECT_EQ(describe_products(products, *w, nullptr, quiet_options(out)).done, 1);
+  EXPECT_EQ(describe_products(products, *w, nullptr, quiet_options(out)).skipped, 1);
 }
 
 class FailingWriter : public Writer {
