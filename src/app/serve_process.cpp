@@ -1,5 +1,7 @@
 #include "app/serve_process.h"
 
+#include <algorithm>
+
 #include <signal.h>
 
 #include <cstdio>
@@ -46,6 +48,15 @@ void run_serve_process(const ServeProcessOptions& po) {
   ServeOptions o = po.server;
   o.host = !po.host.empty() ? po.host : (container ? "0.0.0.0" : "127.0.0.1");
   o.port = listening_port(po.port);
+  // Batch transform tells the container the payload size it chose (up to 100 MB): bodies that size
+  // must be read, so the limit follows it.
+  if (const char* mb = std::getenv("SAGEMAKER_MAX_PAYLOAD_IN_MB"); mb && *mb) {
+    char* end = nullptr;
+    long v = std::strtol(mb, &end, 10);
+    if (*end != '\0' || v < 1 || v > 1024)
+      throw Error(std::string("SAGEMAKER_MAX_PAYLOAD_IN_MB=\"") + mb + "\" is not a size in MB from 1 to 1024");
+    o.max_payload_bytes = std::max(o.max_payload_bytes, static_cast<size_t>(v) << 20);
+  }
   if (!po.auth_token_env.empty()) {
     const char* t = std::getenv(po.auth_token_env.c_str());
     if (!t || !*t) throw Error("--auth-token-env " + po.auth_token_env + ": the variable is not set or empty");

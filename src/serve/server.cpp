@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "core/attributes.h"
@@ -58,11 +59,12 @@ static std::string media_type(const std::string& content_type) {
   return trim(ascii_lower(content_type.substr(0, content_type.find(';'))));
 }
 
-enum class BodyKind { Json, Image };
+enum class BodyKind { Json, Image, JsonLines };
 
 static BodyKind body_kind(const std::string& content_type, const std::string& body) {
   std::string t = media_type(content_type);
   if (t == "application/json") return BodyKind::Json;
+  if (t == "application/jsonlines" || t == "application/x-jsonlines" || t == "application/jsonl") return BodyKind::JsonLines;
   if (t == "image/jpeg" || t == "image/png" || t == "application/x-image" || t == "application/octet-stream")
     return BodyKind::Image;
   if (t.empty()) {
@@ -70,7 +72,7 @@ static BodyKind body_kind(const std::string& content_type, const std::string& bo
     return (i != std::string::npos && body[i] == '{') ? BodyKind::Json : BodyKind::Image;
   }
   throw HttpError{415, "unsupported Content-Type \"" + content_type +
-                           "\": send application/json, image/jpeg or image/png"};
+                           "\": send application/json, application/jsonlines, image/jpeg or image/png"};
 }
 
 static json parse_json_object(const std::string& body) {
@@ -402,6 +404,39 @@ Server::Reply Server::handle_invocations(const std::string& content_type, const 
   return r;
 }
 
+Server::Reply Server::handle_records(const std::string& body,
+                                     Reply (Server::*one)(const std::string&, const std::string&)) {
+  if (!batcher_.ready()) throw HttpError{503, batcher_.load_failed() ? "the model failed to load" : "the model is loading"};
+  std::vector<std::string> records = text_lines(body);
+  std::vector<std::string> out(records.size());
+  // Records go to the model together, a batch's worth at a time, so the batcher can batch them.
+  const size_t wave = std::max<size_t>(1, options_.max_batch);
+  for (size_t start = 0; start < records.size(); start += wave) {
+    std::vector<std::future<void>> running;
+    for (size_t i = start; i < std::min(records.size(), start + wave); ++i)
+      running.push_back(std::async(std::launch::async, [&, i] {
+        ordered_json err;
+        try {
+          if (trim(records[i]).empty()) throw HttpError{400, "record " + std::to_string(i + 1) + " is an empty line"};
+          out[i] = (this->*one)("application/json", records[i]).body;
+          return;
+        } catch (const HttpError& e) {
+          err["error"] = "record " + std::to_string(i + 1) + ": " + e.message;
+          err["status"] = e.status;
+        } catch (const std::exception& e) {
+          err["error"] = "record " + std::to_string(i + 1) + ": internal error: " + e.what();
+          err["status"] = 500;
+        }
+        out[i] = dump(err);
+      }));
+    for (auto& f : running) f.get();
+  }
+  Reply r;
+  r.content_type = "application/jsonlines";
+  for (const std::string& line : out) r.body += line + "\n";
+  return r;
+}
+
 Server::Reply Server::handle_describe(const std::string& content_type, const std::string& body) {
   if (!batcher_.ready()) throw HttpError{503, batcher_.load_failed() ? "the model failed to load" : "the model is loading"};
   Arrival arrival(queue_);
@@ -532,6 +567,16 @@ ServerResponse Server::route(const ServerRequest& req) {
     res.body = dump(j);
     return res;
   }
+  if (req.path == "/execution-parameters" && get) {
+    // SageMaker batch transform asks this before sending records. Concurrent requests: enough to keep
+    // one batch in the model and the next one filling.
+    ordered_json j;
+    j["MaxConcurrentTransforms"] = static_cast<int64_t>(std::clamp<size_t>(options_.queue_capacity / std::max<size_t>(1, options_.max_batch), 1, 16));
+    j["BatchStrategy"] = "MULTI_RECORD";
+    j["MaxPayloadInMB"] = static_cast<int64_t>(std::max<size_t>(1, options_.max_payload_bytes >> 20));
+    res.body = dump(j);
+    return res;
+  }
   if (req.path == "/metrics" && get) {
     if (!authorized()) return res;
     res.content_type = "text/plain; version=0.0.4";
@@ -542,8 +587,9 @@ ServerResponse Server::route(const ServerRequest& req) {
     if (!authorized()) return res;
     try {
       const std::string content_type = req.header("Content-Type");
-      Reply r = req.path == "/invocations" ? handle_invocations(content_type, req.body)
-                                           : handle_describe(content_type, req.body);
+      auto handler = req.path == "/invocations" ? &Server::handle_invocations : &Server::handle_describe;
+      Reply r = body_kind(content_type, req.body) == BodyKind::JsonLines ? handle_records(req.body, handler)
+                                                                        : (this->*handler)(content_type, req.body);
       res.status = r.status;
       res.content_type = r.content_type;
       res.body = std::move(r.body);
@@ -556,7 +602,8 @@ ServerResponse Server::route(const ServerRequest& req) {
       return fail(500, std::string("internal error: ") + e.what());
     }
   }
-  if (req.path == "/ping" || req.path == "/metrics" || req.path == "/invocations" || req.path == "/describe") {
+  if (req.path == "/ping" || req.path == "/metrics" || req.path == "/execution-parameters" || req.path == "/invocations" ||
+      req.path == "/describe") {
     res.headers.push_back({"Allow", req.path == "/invocations" || req.path == "/describe" ? "POST" : "GET, HEAD"});
     return fail(405, "method " + req.method + " not allowed on " + req.path);
   }
@@ -603,7 +650,9 @@ int Server::start() {
     metrics_.request_finished();
     return r;
   };
-  handlers.quick = [](const ServerRequest& req) { return req.path == "/ping" || req.path == "/metrics"; };
+  handlers.quick = [](const ServerRequest& req) {
+    return req.path == "/ping" || req.path == "/metrics" || req.path == "/execution-parameters";
+  };
   handlers.error = [](int status, const std::string& message) {
     t_request.error = message;
     ServerResponse r;

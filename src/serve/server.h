@@ -10,6 +10,11 @@
 //                      image → {"attributes": {...}, "predicted": {...}, "generated_text": {...},
 //                      "description"?: str}
 //   GET  /metrics      Prometheus text
+//   GET  /execution-parameters  batch transform's settings (MaxConcurrentTransforms, BatchStrategy
+//                      MULTI_RECORD, MaxPayloadInMB)
+// POST /invocations and /describe also take JSON Lines (application/jsonlines: batch transform's
+// MultiRecord with SplitType Line): one request per line, one answer line per line, in order; a bad
+// record gets {"error": ..., "status": ...} on its line and the others are answered.
 // The full contract is in docs/serving.md.
 #pragma once
 #include <atomic>
@@ -88,6 +93,8 @@ class Server {
   void log_request(const ServerRequest& req, const ServerResponse& res);
   Reply handle_invocations(const std::string& content_type, const std::string& body);
   Reply handle_describe(const std::string& content_type, const std::string& body);
+  // A JSON Lines body: every line through `one` (JSON), answers in order, errors on their lines.
+  Reply handle_records(const std::string& body, Reply (Server::*one)(const std::string&, const std::string&));
 
   ServeOptions options_;
   AnswererFactory factory_;

@@ -21,6 +21,7 @@
 #include "serve/server.h"
 #include "test_images.h"
 #include "test_util.h"
+#include "util/text.h"
 
 namespace tailor {
 namespace {
@@ -518,6 +519,55 @@ TEST(Serve, RandomBodiesNeverCrashTheServer) {
     if (r.status != 200) EXPECT_TRUE(r.body.contains("error")) << r.text;
   }
   EXPECT_EQ(reply_of(s.client().Get("/ping")).status, 200);
+}
+
+// SageMaker batch transform: /execution-parameters, and MultiRecord JSON Lines bodies — one answer
+// line per record, in order, each the record's own /invocations answer; a bad record gets an error
+// line and the others are still answered.
+TEST(Serve, BatchTransformJsonLines) {
+  ServeOptions o = test_options();
+  o.max_batch = 2;  // records go to the model a batch at a time: 5 records take several waves
+  TestServer s(o);
+  auto c = s.client();
+  Reply p = reply_of(c.Get("/execution-parameters"));
+  ASSERT_EQ(p.status, 200) << p.text;
+  EXPECT_EQ(p.body["BatchStrategy"], "MULTI_RECORD");
+  EXPECT_EQ(p.body["MaxPayloadInMB"], static_cast<int64_t>(o.max_payload_bytes >> 20));
+  EXPECT_GE(p.body["MaxConcurrentTransforms"].get<int64_t>(), 1);
+
+  std::vector<json> records = {
+      {{"image", b64(png_of(200, 30, 60))}, {"prompt", question_of("Sleeve Length")}},
+      {{"image", b64(png_of(10, 20, 30))}},
+      {{"image", "not base64 at all!"}},
+      {{"image", b64(png_of(1, 2, 3))}, {"prompt", question_of("baseColour")}},
+      {{"image", b64(png_of(40, 50, 60))}, {"prompt", question_of("Neck")}},
+  };
+  std::string body;
+  for (const json& r : records) body += r.dump() + "\n";
+  auto res = c.Post("/invocations", body, "application/jsonlines");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(res->get_header_value("Content-Type"), "application/jsonlines");
+  std::vector<std::string> lines = text_lines(res->body);
+  ASSERT_EQ(lines.size(), records.size()) << res->body;
+  for (size_t i = 0; i < records.size(); ++i) {
+    Reply alone = post_json(s, records[i]);  // the same record on its own
+    json line = json::parse(lines[i]);
+    if (i == 2) {
+      EXPECT_EQ(line["status"], 400) << lines[i];
+      EXPECT_NE(line["error"].get<std::string>().find("record 3"), std::string::npos) << lines[i];
+      EXPECT_EQ(alone.status, 400);
+    } else {
+      ASSERT_EQ(alone.status, 200) << alone.text;
+      EXPECT_EQ(line, alone.body) << "record " << i + 1;
+    }
+  }
+  // A blank line in the middle is a record too (an error line keeps the lines aligned).
+  res = c.Post("/invocations", records[1].dump() + "\n\n" + records[3].dump() + "\n", "application/jsonlines");
+  ASSERT_TRUE(res);
+  lines = text_lines(res->body);
+  ASSERT_EQ(lines.size(), 3u) << res->body;
+  EXPECT_NE(lines[1].find("empty line"), std::string::npos) << lines[1];
 }
 
 TEST(Serve, BearerTokenAuth) {
