@@ -1,7 +1,7 @@
 // ~/.aws/config and ~/.aws/credentials (read_ini_section), both the [default] and a profile section.
 #include "fuzz_util.h"
 #include "util/error.h"
-#include "write/aws_config.h"
+#include "util/aws_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string path = tailor::fuzz::input_file(data, size, "aws_config");
