@@ -34,23 +34,10 @@ while [ $# -gt 0 ]; do
     *) echo "serve_bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-command -v wrk >/dev/null || { echo "serve_bench: wrk is not installed (scripts/setup.sh installs it)" >&2; exit 1; }
-[ -x "$TAILOR" ] || { echo "serve_bench: $TAILOR not built (ninja -C build tailor)" >&2; exit 1; }
-[ -f "$IMAGE" ] || { echo "serve_bench: image $IMAGE not found" >&2; exit 1; }
-
-WORK="$(mktemp -d)"
-SERVER_PID=""
-cleanup() {
-  if [ -n "$SERVER_PID" ]; then kill -TERM "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-if [ -z "$MODEL" ]; then
-  MODEL="$WORK/model"
-  echo "serve_bench: building the tiny model in $MODEL"
-  "$TAILOR" init --preset tiny --out "$MODEL" >"$WORK/init.log" 2>&1 || { cat "$WORK/init.log" >&2; exit 1; }
-fi
+NAME=serve_bench
+# shellcheck source=bench/serve_common.sh
+source "$ROOT/bench/serve_common.sh"
+serve_prologue
 
 # Request body: a file wrk's Lua script reads once.
 if [ "$MODE" = all ]; then
@@ -79,15 +66,7 @@ done = function(summary, latency, requests)
 end
 LUA
 
-"$TAILOR" serve --model "$MODEL" --device "$DEVICE" --port "$PORT" --max-batch "$MAX_BATCH" \
-  --max-wait-ms "$MAX_WAIT_MS" --queue 1024 2>"$WORK/server.log" &
-SERVER_PID=$!
-for _ in $(seq 1 600); do
-  if curl -fs "http://127.0.0.1:$PORT/ping" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then echo "serve_bench: server exited:" >&2; cat "$WORK/server.log" >&2; exit 1; fi
-  sleep 0.5
-done
-curl -fs "http://127.0.0.1:$PORT/ping" >/dev/null || { echo "serve_bench: model did not load in 300 s" >&2; exit 1; }
+serve_start --device "$DEVICE" --max-batch "$MAX_BATCH" --max-wait-ms "$MAX_WAIT_MS" --queue 1024
 
 echo "serve_bench: model=$MODEL device=$DEVICE mode=$MODE image=$(basename "$IMAGE") ($(stat -c %s "$IMAGE") bytes) max_batch=$MAX_BATCH max_wait_ms=$MAX_WAIT_MS duration=$DURATION"
 batch_stats() { curl -fs "http://127.0.0.1:$PORT/metrics" | awk '/^tailor_batch_size_sum /{s=$2} /^tailor_batch_size_count /{c=$2} END{print s, c}'; }

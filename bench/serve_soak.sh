@@ -34,22 +34,10 @@ while [ $# -gt 0 ]; do
     *) echo "serve_soak: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-command -v wrk >/dev/null || { echo "serve_soak: wrk is not installed (scripts/setup.sh installs it)" >&2; exit 1; }
-[ -x "$TAILOR" ] || { echo "serve_soak: $TAILOR not built (ninja -C build tailor)" >&2; exit 1; }
-[ -f "$IMAGE" ] || { echo "serve_soak: image $IMAGE not found" >&2; exit 1; }
-
-WORK="$(mktemp -d)"
-SERVER_PID=""
-cleanup() {
-  if [ -n "$SERVER_PID" ]; then kill -TERM "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-if [ -z "$MODEL" ]; then
-  MODEL="$WORK/model"
-  "$TAILOR" init --preset tiny --out "$MODEL" >"$WORK/init.log" 2>&1 || { cat "$WORK/init.log" >&2; exit 1; }
-fi
+NAME=serve_soak
+# shellcheck source=bench/serve_common.sh
+source "$ROOT/bench/serve_common.sh"
+serve_prologue
 
 # wrk's mix: one file per body, listed with its content type and route.
 B="$WORK/bodies"
@@ -81,14 +69,7 @@ header_bomb.png image/png /invocations
 MIX
 
 # shellcheck disable=SC2086  # SERVE_ARGS is a list of flags
-"$TAILOR" serve --model "$MODEL" --port "$PORT" --http-threads "$HTTP_THREADS" --request-deadline-s 10 $SERVE_ARGS \
-  2>"$WORK/server.log" &
-SERVER_PID=$!
-for _ in $(seq 1 600); do
-  if curl -fs "http://127.0.0.1:$PORT/ping" >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then echo "serve_soak: server exited:" >&2; cat "$WORK/server.log" >&2; exit 1; fi
-  sleep 0.5
-done
+serve_start --http-threads "$HTTP_THREADS" --request-deadline-s 10 $SERVE_ARGS
 echo "serve_soak: tiny model, ${DURATION} s, wrk 8 connections, $SLOW slow + $IDLE idle connections, http-threads $HTTP_THREADS, $(nproc) cores${SERVE_ARGS:+, $SERVE_ARGS}"
 python3 "$ROOT/bench/serve_soak.py" --port "$PORT" --pid "$SERVER_PID" --seconds "$DURATION" --slow "$SLOW" \
   --idle "$IDLE" >"$WORK/hostile.txt" &
