@@ -37,7 +37,8 @@ TrainingJob open_training_job();
 // root/output/data.
 void finish_training_job(const TrainingJob& job);
 
-// The failure reason into root/output/failure (best effort: the job is failing already).
+// The failure reason into root/output/failure (best effort: the job is failing already); nothing
+// in a rank that --nproc started (its launcher fails and reports).
 void write_job_failure(const std::string& reason);
 
 }  // namespace tailor

@@ -1,11 +1,9 @@
 #include "app/train_run.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 
 #include "app/training_job.h"
-#include "util/error.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
 
@@ -64,28 +62,13 @@ void add_train(CLI::App& app) {
   cmd->callback([o, dist] { run_training(*o, *dist); });
 }
 
-int run_training_job(CLI::App& app) {
-  const bool rank_of_job = std::getenv("WORLD_SIZE") != nullptr;  // --nproc's ranks: the launcher finishes the job
-  try {
-    TrainingJob job = open_training_job();
-    std::vector<std::string> args = {"train"};
-    args.insert(args.end(), job.train_args.begin(), job.train_args.end());
-    std::reverse(args.begin(), args.end());  // CLI11 takes a vector back to front
-    app.parse(args);
-    if (!rank_of_job) finish_training_job(job);
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    if (!rank_of_job) write_job_failure(std::string("hyperparameters: ") + e.what());
-    return app.exit(e);
-  } catch (const Error& e) {
-    if (!rank_of_job) write_job_failure(e.what());
-    std::fprintf(stderr, "tailor: error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    if (!rank_of_job) write_job_failure(std::string("internal error: ") + e.what());
-    std::fprintf(stderr, "tailor: internal error: %s\n", e.what());
-    return 2;
-  }
+void run_training_job(CLI::App& app) {
+  TrainingJob job = open_training_job();
+  std::vector<std::string> args = {"train"};
+  args.insert(args.end(), job.train_args.begin(), job.train_args.end());
+  std::reverse(args.begin(), args.end());  // CLI11 takes a vector back to front
+  app.parse(args);
+  if (!std::getenv("WORLD_SIZE")) finish_training_job(job);  // --nproc's ranks: the launcher finishes the job
 }
 
 }  // namespace tailor::cli

@@ -19,7 +19,7 @@ void add_package(CLI::App& app);
 
 // `tailor train` with no arguments where a SageMaker training job's configuration is
 // (app/training_job.h): its hyperparameters and channels become train's flags, parsed by the same
-// subcommand; a failure's reason goes to the job's output/failure. Returns the exit status.
-int run_training_job(CLI::App& app);
+// subcommand. Throws as app.parse does (main writes the reason to the job's output/failure too).
+void run_training_job(CLI::App& app);
 
 }  // namespace tailor::cli

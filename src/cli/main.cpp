@@ -1,6 +1,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <string>
 
 #include "app/training_job.h"
 
@@ -26,17 +27,21 @@ int main(int argc, char** argv) {
   tailor::cli::add_describe(app);
   tailor::cli::add_review(app);
   tailor::cli::add_package(app);
-  // SageMaker starts a training job as `docker run IMAGE train`: no flags, the job's files say it all.
-  if (argc == 2 && std::strcmp(argv[1], "train") == 0 && tailor::training_job_present())
-    return tailor::cli::run_training_job(app);
+  // SageMaker starts a training job as `docker run IMAGE train`: no flags, the job's files say it all,
+  // and a failure's reason goes to its output/failure as well.
+  const bool job = argc == 2 && std::strcmp(argv[1], "train") == 0 && tailor::training_job_present();
   try {
-    app.parse(argc, argv);
+    if (job) tailor::cli::run_training_job(app);
+    else app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (job) tailor::write_job_failure(std::string("hyperparameters: ") + e.what());
     return app.exit(e);
   } catch (const tailor::Error& e) {
+    if (job) tailor::write_job_failure(e.what());
     std::fprintf(stderr, "tailor: error: %s\n", e.what());
     return 1;
   } catch (const std::exception& e) {
+    if (job) tailor::write_job_failure(std::string("internal error: ") + e.what());
     std::fprintf(stderr, "tailor: internal error: %s\n", e.what());
     return 2;
   }
