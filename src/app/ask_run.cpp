@@ -16,6 +16,7 @@ void run_ask(const AskOptions& o) {
   LoadOptions lo;
   lo.device = o.device;
   lo.dtype = o.dtype;
+  lo.quantize = o.quantize;
   auto model = load_answerer(o.model_dir, lo);
   std::vector<AnswerRequest> reqs;
   AnswerMode mode = parse_answer_mode(o.answer);

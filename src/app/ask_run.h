@@ -9,7 +9,7 @@ namespace tailor {
 
 struct AskOptions {
   std::string model_dir, image, question;  // question empty: every attribute of the model's task
-  std::string device = "cpu", dtype = "auto";
+  std::string device = "cpu", dtype = "auto", quantize = "auto";
   std::string answer = "choice";  // choice (with a confidence) where the attribute's values are known, or free
   GenerationOptions generation;
 };

@@ -63,6 +63,8 @@ void run_describe_products(DescribeRunOptions o) {
   if (!o.model_dir.empty()) {
     LoadOptions lo;
     lo.device = o.device;
+    lo.dtype = o.dtype;
+    lo.quantize = o.quantize;
     answerer = load_answerer(o.model_dir, lo);
     opts.load_image = [](const std::string& path) { return load_image(path); };
   }

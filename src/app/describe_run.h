@@ -22,7 +22,7 @@ struct DescribeRunOptions {
   std::string attributes_file;  // templates (JSON) of the attributes read from the catalog
   std::vector<std::string> article_types, ids;
   int64_t limit = 0;
-  std::string device = "cpu";
+  std::string device = "cpu", dtype = "auto", quantize = "auto";
   int batch_size = 8, concurrency = 4;
   std::string answer = "choice";  // with a model: choice answers carry a confidence (write/describe.h)
   double review_below = -1;       // >= 0: one review threshold for every attribute

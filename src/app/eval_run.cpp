@@ -33,6 +33,7 @@ void run_evaluation(const EvalRunOptions& o, const DistributedOptions& dist) {
   LoadOptions lo;
   lo.device = o.device == "cuda" && world.distributed() ? "cuda:" + std::to_string(world.local_rank) : o.device;
   lo.dtype = o.dtype;
+  lo.quantize = o.quantize;
   auto model = load_answerer(o.model_dir, lo);
   std::unique_ptr<Distributed> group;
   if (world.distributed()) group = std::make_unique<Distributed>(world, torch::Device(lo.device));

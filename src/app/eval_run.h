@@ -12,7 +12,7 @@ struct EvalRunOptions {
   std::string model_dir, data_dir;
   std::string split = "val";  // val or train: which <data>/<split>.jsonl to answer
   std::string report;         // JSON report path (default: <data>/eval_<split>.json)
-  std::string device = "cpu", dtype = "auto";
+  std::string device = "cpu", dtype = "auto", quantize = "auto";
   int batch_size = 32;
   GenerationOptions generation;
   std::string answer = "choice";   // choice, free, or both (the free report beside `report`, suffixed _free)

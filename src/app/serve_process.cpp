@@ -77,6 +77,7 @@ void run_serve_process(const ServeProcessOptions& po) {
   LoadOptions load;
   load.device = po.device;
   load.dtype = po.dtype;
+  load.quantize = po.quantize;
   AnswererFactory factory = [model_dir, load] { return load_answerer(model_dir, load); };
 
   // SIGTERM/SIGINT are taken by sigtimedwait below; blocked before any thread starts.

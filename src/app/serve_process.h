@@ -13,7 +13,7 @@ struct ServeProcessOptions {
   std::string model_dir;       // empty: /opt/ml/model, SageMaker's (and listen on 0.0.0.0)
   std::string host;            // empty: 127.0.0.1, or 0.0.0.0 in a container (no model_dir)
   int port = -1;               // < 0: $SAGEMAKER_BIND_TO_PORT or 8080
-  std::string device = "cpu", dtype = "auto";
+  std::string device = "cpu", dtype = "auto", quantize = "auto";
   std::string auth_token_env;  // require this variable's value as a bearer token
   ServeOptions server;         // queue, batch and limits; host, port and auth are filled in here
   WriterConfig writer;         // kind "none": /describe returns attributes only

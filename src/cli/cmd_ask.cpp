@@ -11,6 +11,7 @@ void add_ask(CLI::App& app) {
   cmd->add_option("--question", o->question, "Question (wrapped as 'Question: ... Answer: ')");
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "auto, f32, bf16, f16")->capture_default_str();
+  cmd->add_option("--quantize", o->quantize, "Frozen weights: auto (as the model directory has them), none, int8 (per channel) or nf4 (QLoRA's 4-bit, groups of 64)")->capture_default_str();
   cmd->add_option("--answer", o->answer, "choice: the likeliest of each attribute's known values, with its confidence; free: generated text")
       ->check(CLI::IsMember({"choice", "free"}))
       ->capture_default_str();

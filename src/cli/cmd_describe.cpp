@@ -15,6 +15,8 @@ void add_describe(CLI::App& app) {
   cmd->add_option("--attributes-from", f->attributes_from, "\"catalog\": use the catalog's own attributes, no model");
   cmd->add_option("--model", f->model_dir, "Model directory: predict the attributes from the photos");
   cmd->add_option("--device", f->device, "Device for --model (cpu, cuda)");
+  cmd->add_option("--dtype", f->dtype, "auto, f32, bf16 or f16")->capture_default_str();
+  cmd->add_option("--quantize", f->quantize, "Frozen weights: auto (as the model directory has them), none, int8 (per channel) or nf4 (QLoRA's 4-bit, groups of 64)")->capture_default_str();
   cmd->add_option("--batch-size", f->batch_size, "Photos per model pass");
   cmd->add_option("--answer", f->answer, "With --model: choice (likeliest known value + confidence) or free (generated text)")
       ->check(CLI::IsMember({"choice", "free"}));

@@ -23,6 +23,7 @@ void add_eval(CLI::App& app) {
   cmd->add_flag("--calibrate", o->calibrate, "Store each attribute's fitted temperature and the threshold at it in the model's tailor_task.json (use the validation split)");
   cmd->add_option("--device", o->device)->capture_default_str();
   cmd->add_option("--dtype", o->dtype)->capture_default_str();
+  cmd->add_option("--quantize", o->quantize, "Frozen weights: auto (as the model directory has them), none, int8 (per channel) or nf4 (QLoRA's 4-bit, groups of 64)")->capture_default_str();
   auto dist = std::make_shared<DistributedOptions>();
   add_distributed_flags(cmd, *dist);
   cmd->callback([o, dist] { run_evaluation(*o, *dist); });

@@ -34,6 +34,7 @@ void add_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--device", f->device, "cpu or cuda[:N]")->capture_default_str();
   cmd->add_option("--dtype", f->dtype, "auto, f32, bf16 or f16")->capture_default_str();
+  cmd->add_option("--quantize", f->quantize, "Frozen weights: auto (as the model directory has them), none, int8 (per channel) or nf4 (QLoRA's 4-bit, groups of 64)")->capture_default_str();
   add_writer_flags(cmd, f->writer, "none, offline, bedrock or openai (for /describe)");
   cmd->callback([f, max_payload_mb, answer, deadline_s, idle_s, image_mpixels, inflight_mpixels] {
     f->server.max_payload_bytes = static_cast<size_t>(*max_payload_mb) << 20;

@@ -16,6 +16,7 @@ void add_serve(CLI::App& app);
 void add_describe(CLI::App& app);
 void add_review(CLI::App& app);
 void add_package(CLI::App& app);
+void add_quantize(CLI::App& app);
 
 // `tailor train` with no arguments where a SageMaker training job's configuration is
 // (app/training_job.h): its hyperparameters and channels become train's flags, parsed by the same

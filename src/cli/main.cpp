@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   tailor::cli::add_describe(app);
   tailor::cli::add_review(app);
   tailor::cli::add_package(app);
+  tailor::cli::add_quantize(app);
   // SageMaker starts a training job as `docker run IMAGE train`: no flags, the job's files say it all,
   // and a failure's reason goes to its output/failure as well.
   const bool job = argc == 2 && std::strcmp(argv[1], "train") == 0 && tailor::training_job_present();

@@ -145,7 +145,7 @@ std::unique_ptr<Answerer> load_answerer(const std::string& model_dir, const Load
   if (dev.is_cuda() && !torch::cuda::is_available()) throw Error("--device cuda: no CUDA device is available");
   torch::ScalarType dt = parse_dtype_name(opts.dtype, dev);
   // On a GPU greedy answers go through CUDA graphs; on the CPU the eager path is as fast.
-  return std::make_unique<Blip2Answerer>(load_model_dir(model_dir, dev, dt), dev, dev.is_cuda() && cuda_graphs_available());
+  return std::make_unique<Blip2Answerer>(load_model_dir(model_dir, dev, dt, opts.quantize), dev, dev.is_cuda() && cuda_graphs_available());
 }
 
 }  // namespace tailor

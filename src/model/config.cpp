@@ -214,6 +214,21 @@ Blip2Config parse_blip2_config(const std::string& text, const std::string& where
   c.qformer.encoder_hidden_size = c.vision.hidden_size;
   if (c.image_token_index >= c.text.vocab_size || c.image_token_index < -1)
     throw Error(where + ": image_token_index " + std::to_string(c.image_token_index) + " is outside the vocabulary");
+  if (j.contains("quantization_config") && !j["quantization_config"].is_null()) {
+    const json& qc = j["quantization_config"];
+    const std::string qwhere = where + " quantization_config";
+    if (!qc.is_object()) throw Error(qwhere + ": expected a JSON object");
+    std::string method;
+    get(qc, "quant_method", &method, qwhere);
+    if (method != "tailor")
+      throw Error(qwhere + ": quant_method \"" + method + "\" is not supported: tailor reads dense checkpoints (and quantizes them itself with --quantize int8|nf4) or models it saved quantized; give it the original checkpoint");
+    get(qc, "weight_format", &c.weight_format, qwhere);
+    if (c.weight_format != "int8" && c.weight_format != "nf4")
+      throw Error(qwhere + ": field \"weight_format\" must be \"int8\" or \"nf4\"");
+    get(qc, "group_size", &c.quant_group_size, qwhere);
+    need_in(c.quant_group_size, 2, 1 << 20, "group_size", qwhere);
+    if (c.quant_group_size % 2 != 0) throw Error(qwhere + ": field \"group_size\" must be even");
+  }
   return c;
 }
 
@@ -318,6 +333,8 @@ std::string blip2_config_json(const Blip2Config& c) {
             {"use_decoder_only_language_model", false},
             {"is_encoder_decoder", true}};
   if (c.image_token_index >= 0) j["image_token_index"] = c.image_token_index;
+  if (!c.weight_format.empty())
+    j["quantization_config"] = {{"quant_method", "tailor"}, {"weight_format", c.weight_format}, {"group_size", c.quant_group_size}};
   return j.dump(2) + "\n";
 }
 

@@ -63,6 +63,11 @@ struct Blip2Config {
   T5Config text;
   int64_t num_query_tokens = 32;
   int64_t image_token_index = -1;  // -1: older checkpoints, query embeddings go before the prompt
+  // A model tailor saved quantized (model/quantize.h): "" (dense), "int8" or "nf4", and the NF4 group
+  // size. config.json's "quantization_config" {"quant_method": "tailor", "weight_format", "group_size"};
+  // any other quant_method (bitsandbytes, GPTQ, AWQ) is refused: those weights are not HF's dense ones.
+  std::string weight_format;
+  int64_t quant_group_size = 64;
 };
 
 // Reads config.json (a path to the file or to its directory). Errors name the file and field.

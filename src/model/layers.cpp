@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "util/error.h"
+
 namespace tailor {
 
 namespace {
@@ -28,7 +30,9 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   torch::Tensor y;
-  if (bias.defined() && x.is_cuda() && x.dim() > 2 && x.is_contiguous() && x.scalar_type() == weight.scalar_type()) {
+  if (is_quantized()) {
+    y = quantized_linear(x.to(compute_dtype), weight, weight_scale, bias, quant, quant_group, out_features);
+  } else if (bias.defined() && x.is_cuda() && x.dim() > 2 && x.is_contiguous() && x.scalar_type() == weight.scalar_type()) {
     // On a GPU: one addmm over the flattened rows, so cuBLASLt can add the bias in the GEMM's
     // epilogue (the ViT-g's four biased linears at batch 128 were measured as GEMM + a separate
     // broadcast add, 48 of 183 ms). The same arithmetic as linear().
@@ -61,6 +65,8 @@ void LinearImpl::attach_lora(int64_t r, double alpha, double dropout) {
 
 void LinearImpl::merge_lora() {
   if (!has_lora()) return;
+  if (is_quantized())
+    throw Error("merging a LoRA adapter into a quantized weight would round it again; merge into the original weights");
   torch::NoGradGuard ng;
   torch::Tensor delta = torch::matmul(lora_B->weight.to(torch::kFloat), lora_A->weight.to(torch::kFloat)) * lora_scaling;
   weight.copy_((weight.to(torch::kFloat) + delta).to(weight.dtype()));
@@ -68,6 +74,33 @@ void LinearImpl::merge_lora() {
   unregister_module("lora_B");
   lora_A = nullptr;
   lora_B = nullptr;
+}
+
+void LinearImpl::quantize(QuantFormat f, int64_t group, torch::ScalarType compute, const torch::Device& dev,
+                          const std::string& where) {
+  if (has_lora()) throw Error(where + ": quantize before attaching LoRA adapters");
+  QuantizedWeight q = quantize_weight(weight.detach().to(dev), f, group, where);
+  weight.set_requires_grad(false);
+  weight.set_data(q.data);
+  weight_scale = register_parameter("weight_scale", q.scale, /*requires_grad=*/false);
+  quant = f;
+  quant_group = group;
+  compute_dtype = compute;
+}
+
+void LinearImpl::make_quantized_storage(QuantFormat f, int64_t group, torch::ScalarType compute) {
+  weight.set_requires_grad(false);
+  if (f == QuantFormat::kInt8) {
+    weight.set_data(torch::empty({out_features, in_features}, torch::kChar));
+    weight_scale = register_parameter("weight_scale", torch::empty({out_features}), false);
+  } else {
+    const int64_t groups = nf4_groups(out_features, in_features, group);
+    weight.set_data(torch::empty({groups * group / 2}, torch::kByte));
+    weight_scale = register_parameter("weight_scale", torch::empty({groups}), false);
+  }
+  quant = f;
+  quant_group = group;
+  compute_dtype = compute;
 }
 
 LayerNormImpl::LayerNormImpl(int64_t dim, double eps_) : eps(eps_) {

@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "model/quantize.h"
+
 namespace tailor {
 
 // While one is alive on this thread, Linear layers leave their weight and bias uninitialised: for a
@@ -30,11 +32,26 @@ struct LinearImpl : torch::nn::Module {
   // A: Kaiming-uniform (a = sqrt(5)), B: zeros, scaling = alpha / r, as PEFT does.
   void attach_lora(int64_t r, double alpha, double dropout);
   bool has_lora() const { return !lora_A.is_empty(); }
-  // Folds scaling * B A into weight and removes the adapter.
+  // Folds scaling * B A into weight and removes the adapter. Refused on a quantized weight (the merged
+  // model is written from the original weights: train/trainer.cpp).
   void merge_lora();
+
+  // Replaces the dense weight by its quantized form (model/quantize.h): `weight` then holds the int8
+  // or packed NF4 codes and `weight_scale` the scales, both frozen; the matmul runs in compute_dtype.
+  void quantize(QuantFormat f, int64_t group, torch::ScalarType compute_dtype, const torch::Device& dev,
+                const std::string& where);
+  // The same storage, empty, for a model saved quantized that load_weights fills next.
+  void make_quantized_storage(QuantFormat f, int64_t group, torch::ScalarType compute_dtype);
+  bool is_quantized() const { return quant != QuantFormat::kNone; }
+  // The dtype the layer computes in: the weight's, or the dequantized weight's.
+  torch::ScalarType dtype() const { return is_quantized() ? compute_dtype : weight.scalar_type(); }
 
   int64_t in_features, out_features;
   torch::Tensor weight, bias;
+  torch::Tensor weight_scale;  // quantized only
+  QuantFormat quant = QuantFormat::kNone;
+  int64_t quant_group = 0;
+  torch::ScalarType compute_dtype = torch::kFloat;
   torch::nn::Linear lora_A{nullptr}, lora_B{nullptr};
   double lora_scaling = 0.0;
   double lora_dropout = 0.0;

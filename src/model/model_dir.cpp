@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <set>
 
 #include "model/weights.h"
 #include "util/error.h"
@@ -20,8 +21,50 @@ torch::ScalarType parse_dtype_name(const std::string& n, const torch::Device& de
   throw Error("unknown dtype \"" + n + "\" (use auto, f32, bf16 or f16)");
 }
 
+namespace {
+
+bool is_quantizable_layer(const std::string& name) {
+  return name.rfind("vision_model.", 0) == 0 || name.rfind("language_model.encoder.", 0) == 0 ||
+         name.rfind("language_model.decoder.", 0) == 0;
+}
+
+std::vector<std::pair<std::string, LinearImpl*>> quantizable_linears(Blip2ForConditionalGeneration& model) {
+  std::vector<std::pair<std::string, LinearImpl*>> out;
+  for (auto& item : model->named_modules())
+    if (auto* lin = dynamic_cast<LinearImpl*>(item.value().get()))
+      if (is_quantizable_layer(item.key())) out.emplace_back(item.key(), lin);
+  return out;
+}
+
+}  // namespace
+
+int64_t quantize_frozen_linears(Blip2ForConditionalGeneration& model, QuantFormat f, int64_t group, const torch::Device& dev) {
+  int64_t n = 0;
+  for (auto& [name, lin] : quantizable_linears(model)) {
+    lin->quantize(f, group, torch::kFloat, dev, name);
+    ++n;
+  }
+  model->cfg.weight_format = quant_format_name(f);
+  model->cfg.quant_group_size = group;
+  return n;
+}
+
 void cast_model(Blip2ForConditionalGeneration& model, torch::ScalarType dtype) {
-  model->to(dtype);
+  // model->to(dtype) would turn quantized codes into floats: cast tensor by tensor, skipping them.
+  std::set<const void*> keep;
+  for (auto& m : model->modules())
+    if (auto* lin = dynamic_cast<LinearImpl*>(m.get()); lin && lin->is_quantized()) {
+      keep.insert(lin->weight.unsafeGetTensorImpl());
+      keep.insert(lin->weight_scale.unsafeGetTensorImpl());
+      lin->compute_dtype = dtype;
+    }
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : model->parameters())
+      if (p.is_floating_point() && !keep.count(p.unsafeGetTensorImpl())) p.set_data(p.to(dtype));
+    for (auto& b : model->buffers())
+      if (b.is_floating_point()) b.set_data(b.to(dtype));
+  }
   if (dtype == torch::kFloat) return;
   model->qformer->to(torch::kFloat);
   {
@@ -34,16 +77,29 @@ void cast_model(Blip2ForConditionalGeneration& model, torch::ScalarType dtype) {
   if (dtype == torch::kHalf)
     for (auto* stack : {&model->language_model->encoder, &model->language_model->decoder})
       for (size_t i = 0; i < (*stack)->block->size(); ++i)
-        (*stack)->block->ptr<T5BlockImpl>(i)->ff_layer()->DenseReluDense->wo->to(torch::kFloat);
+      {
+        auto& wo = (*stack)->block->ptr<T5BlockImpl>(i)->ff_layer()->DenseReluDense->wo;
+        if (wo->is_quantized()) wo->compute_dtype = torch::kFloat;
+        else wo->to(torch::kFloat);
+      }
   // The float32 parts of a half-precision model (the Q-Former, LoRA adapters) may use TF32.
   at::globalContext().setAllowTF32CuBLAS(true);
 }
 
-Blip2Bundle load_model_dir(const std::string& dir, const torch::Device& dev, torch::ScalarType dtype) {
+Blip2Bundle load_model_dir(const std::string& dir, const torch::Device& dev, torch::ScalarType dtype,
+                           const std::string& quantize) {
   if (!std::filesystem::is_directory(dir)) throw Error("model directory " + dir + " does not exist");
   Blip2Bundle b;
   b.dir = dir;
   b.cfg = load_blip2_config(dir);
+  const std::string saved = b.cfg.weight_format.empty() ? "none" : b.cfg.weight_format;
+  const std::string wanted = quantize == "auto" ? saved : quantize;
+  QuantFormat format = parse_quant_format(wanted, "--quantize");
+  if (saved != "none" && wanted != saved)
+    throw Error(dir + " was saved quantized (" + saved + "): it loads only as --quantize " + saved +
+                " (or auto); for " + wanted + ", start from the original checkpoint");
+  if (format != QuantFormat::kNone && dtype != torch::kBFloat16 && dtype != torch::kFloat)
+    throw Error("--quantize " + wanted + " computes in bf16 or f32, not the chosen dtype");
   // Modules are built in float32 on the host first: refuse a config the memory can't hold.
   double need = estimated_parameters(b.cfg) * 4, have = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
   if (have > 0 && need > have)
@@ -55,10 +111,17 @@ Blip2Bundle load_model_dir(const std::string& dir, const torch::Device& dev, tor
     LinearInitSkipped skip;  // load_weights overwrites every weight (or fails naming the missing ones)
     b.model = Blip2ForConditionalGeneration(b.cfg, resolve_t5_ties(ckpt).untied);
   }
+  if (saved != "none")
+    for (auto& [name, lin] : quantizable_linears(b.model)) lin->make_quantized_storage(format, b.cfg.quant_group_size, torch::kFloat);
   load_weights(*b.model, ckpt);
+  // From the checkpoint's own values (float32 here), on the device whose memory the codes are for.
+  if (saved == "none" && format != QuantFormat::kNone) quantize_frozen_linears(b.model, format, 64, dev);
   cast_model(b.model, dtype);
   b.model->to(dev);
   b.model->eval();
+  if (format == QuantFormat::kNf4) nf4_pair_table(dev, dtype);
+  if (format == QuantFormat::kNf4 && dtype != torch::kFloat) nf4_pair_table(dev, torch::kFloat);  // a float32 wo
+  b.cfg = b.model->cfg;
   b.spiece_path = join_path(dir, "spiece.model");
   b.tokenizer = std::make_shared<T5Tokenizer>(T5Tokenizer::load(b.spiece_path));
   if (b.tokenizer->vocab_size() > b.cfg.text.vocab_size)

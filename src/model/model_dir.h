@@ -10,6 +10,7 @@
 #include "model/blip2.h"
 #include "model/config.h"
 #include "model/image_processor.h"
+#include "model/quantize.h"
 #include "model/tokenizer.h"
 
 namespace tailor {
@@ -28,9 +29,20 @@ torch::ScalarType parse_dtype_name(const std::string& name, const torch::Device&
 
 // Builds the model from config.json and loads its weights strictly (see model/weights.h).
 // In half precision the Q-Former and T5's `wo` stay float32, as HF keeps them.
-Blip2Bundle load_model_dir(const std::string& dir, const torch::Device& dev, torch::ScalarType dtype);
+// `quantize` (--quantize): "auto" loads the directory as it is (dense, or as tailor saved it
+// quantized); "none", "int8" or "nf4" ask for that form: a dense checkpoint is quantized as it loads
+// (quantize_frozen_linears), a quantized one loads only in its own form.
+Blip2Bundle load_model_dir(const std::string& dir, const torch::Device& dev, torch::ScalarType dtype,
+                           const std::string& quantize = "auto");
 
-// Casts a model to `dtype` with HF's float32 exceptions.
+// The Linear layers --quantize converts, from their float32 weights, quantized on `dev`: the vision
+// tower's and T5's blocks. The Q-Former, query tokens and language projection stay dense as HF's
+// BLIP-2 keeps them in float32 under bitsandbytes, and so do lm_head and the embeddings (HF leaves the
+// output layer unquantized). Sets cfg's weight_format. Returns how many layers it converted.
+int64_t quantize_frozen_linears(Blip2ForConditionalGeneration& model, QuantFormat f, int64_t group, const torch::Device& dev);
+
+// Casts a model to `dtype` with HF's float32 exceptions. Quantized weights keep their codes and
+// float32 scales; their matmuls compute in `dtype` (float32 for a float16 model's `wo`).
 void cast_model(Blip2ForConditionalGeneration& model, torch::ScalarType dtype);
 
 // Writes config.json, weights (in dtype), spiece.model, preprocessor_config.json, tailor_task.json.

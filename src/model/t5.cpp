@@ -125,7 +125,7 @@ Tensor T5DenseReluDenseImpl::forward(const Tensor& x) {
   if (!wi_0.is_empty()) h = activation(wi_0->forward(x), act) * wi_1->forward(x);
   else h = activation(wi->forward(x), act);
   h = F::dropout(h, F::DropoutFuncOptions().p(dropout).training(is_training()));
-  if (h.scalar_type() != wo->weight.scalar_type()) h = h.to(wo->weight.scalar_type());
+  if (h.scalar_type() != wo->dtype()) h = h.to(wo->dtype());
   return wo->forward(h);
 }
 

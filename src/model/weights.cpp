@@ -35,6 +35,8 @@ static DType from_scalar(torch::ScalarType t) {
     case torch::kBFloat16: return DType::BF16;
     case torch::kLong: return DType::I64;
     case torch::kInt: return DType::I32;
+    case torch::kChar: return DType::I8;
+    case torch::kByte: return DType::U8;
     default: throw Error("cannot store tensors of this dtype in safetensors");
   }
 }
@@ -155,6 +157,20 @@ void load_weights(torch::nn::Module& model, const Checkpoint& ckpt) {
   }
 }
 
+torch::ScalarType checkpoint_float_dtype(const Checkpoint& ckpt) {
+  torch::ScalarType best = torch::kFloat;
+  int64_t best_numel = -1;
+  for (const auto& name : ckpt.names()) {
+    const TensorView v = ckpt.get(name);
+    torch::ScalarType t = to_scalar(v.dtype);
+    if (!torch::isFloatingType(t)) continue;
+    int64_t n = 1;
+    for (int64_t d : v.shape) n *= d;
+    if (n > best_numel) best = t, best_numel = n;
+  }
+  return best;
+}
+
 void save_weights(const std::string& dir, torch::nn::Module& model, torch::ScalarType dtype, bool skip_lora) {
   std::vector<Tensor> keep;  // owns the contiguous CPU copies while writing
   std::vector<TensorToWrite> out;
@@ -162,7 +178,8 @@ void save_weights(const std::string& dir, torch::nn::Module& model, torch::Scala
     if (skip_lora && item.key().find("lora_") != std::string::npos) continue;
     Tensor t = item.value().detach();
     // T5's wo stays float32 in HF's half-precision models; keep every tensor's own float32 otherwise.
-    torch::ScalarType st = t.is_floating_point() ? dtype : t.scalar_type();
+    // Quantized weights keep their codes and float32 scales (model/quantize.h).
+    torch::ScalarType st = t.is_floating_point() && !ends_with(item.key(), ".weight_scale") ? dtype : t.scalar_type();
     t = t.to(torch::kCPU, st).contiguous();
     keep.push_back(t);
     TensorToWrite w;

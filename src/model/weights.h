@@ -29,6 +29,9 @@ T5Ties resolve_t5_ties(const Checkpoint& ckpt, const std::string& prefix = "lang
 // never dropped). Parameters whose name contains "lora_" (adapters) are not expected in a base checkpoint.
 void load_weights(torch::nn::Module& model, const Checkpoint& ckpt);
 
+// The dtype the checkpoint stores its weights in: that of its largest floating-point tensor.
+torch::ScalarType checkpoint_float_dtype(const Checkpoint& ckpt);
+
 // Writes every parameter (adapters included unless skip_lora) as safetensors in HF's layout.
 void save_weights(const std::string& dir, torch::nn::Module& model, torch::ScalarType dtype, bool skip_lora = true);
 

@@ -26,7 +26,7 @@ json train_options_json(const TrainOptions& o) {
           {"batch_size", o.batch_size}, {"grad_accum", o.grad_accum}, {"epochs", o.epochs}, {"max_steps", o.max_steps},
           {"seed", o.seed}, {"augment", o.augment}, {"cache", o.cache}, {"checkpoint_every", o.checkpoint_every},
           {"resume", o.resume}, {"eval_each_epoch", o.eval_each_epoch}, {"device", o.device}, {"dtype", o.dtype},
-          {"progress", o.progress}, {"cuda_graph", o.cuda_graph}};
+          {"quantize", o.quantize}, {"progress", o.progress}, {"cuda_graph", o.cuda_graph}};
 }
 
 json run_fingerprint(const TrainOptions& o, const std::string& train_jsonl_text) {

@@ -22,6 +22,7 @@
 #include "model/weights.h"
 #include "train/checkpoint.h"
 #include "train/feature_cache.h"
+#include "train/lora.h"
 #include "train/ranks.h"
 #include "train/sampling.h"
 #include "train/schedule.h"
@@ -65,6 +66,8 @@ TrainChoices check_options(const TrainOptions& o) {
   if (!o.full && !o.freeze.empty()) throw Error("--freeze needs --full (LoRA trains only its adapters)");
   if (o.pretrain.epochs < 0) throw Error("--pretrain-epochs must be 0 or more");
   if (!o.full && o.pretrain.epochs > 0) throw Error("--pretrain-epochs needs --full (it trains the image side from scratch)");
+  if (o.full && o.quantize != "auto" && o.quantize != "none")
+    throw Error("--quantize " + o.quantize + " needs LoRA: quantized weights are frozen (leave out --full)");
   if (o.pretrain.epochs > 0 && o.pretrain.batch_size < 1) throw Error("--pretrain-batch-size must be >= 1");
   const std::map<std::string, ModelPart> parts = {{"vision", ModelPart::kVision}, {"qformer", ModelPart::kQFormer},
                                                   {"projection", ModelPart::kProjection}, {"language", ModelPart::kLanguage}};
@@ -156,7 +159,14 @@ struct TrainRun {
 void set_up_what_trains(TrainRun& r) {
   const TrainOptions& o = r.o;
   r.frozen_dtype = o.full ? torch::kFloat : parse_dtype_name(o.dtype, r.dev);
-  r.b = load_model_dir(o.model_dir, r.dev, r.frozen_dtype);
+  r.b = load_model_dir(o.model_dir, r.dev, r.frozen_dtype, o.quantize);
+  if (!r.b.cfg.weight_format.empty()) {
+    if (o.full) throw Error(o.model_dir + " was saved quantized (" + r.b.cfg.weight_format + "): --full training needs its original weights");
+    if (!load_blip2_config(o.model_dir).weight_format.empty())
+      throw Error(o.model_dir + " was saved quantized (" + r.b.cfg.weight_format +
+                  "): the trained model is written merged into the original weights, which it doesn't have; train from the "
+                  "original checkpoint with --quantize " + r.b.cfg.weight_format);
+  }
   torch::manual_seed(o.seed);
   r.trainable = set_up_trainable(r.b.model, o, r.choices.frozen, r.ranks.main());
   r.use_cache = use_feature_cache(r.choices.cache, r.trainable.image_side_frozen, o.augment);
@@ -419,6 +429,33 @@ void train_loop(TrainRun& r, OptimizerStep& step) {
   if (r.ranks.main()) std::printf("%s", r.ranks.end_line().c_str());
 }
 
+// LoRA on a quantized base: the model directory is the original checkpoint's weights with the
+// adapters merged, in the checkpoint's own precision, as PEFT merges into a base loaded unquantized
+// (merging into the codes would add their rounding to every weight). Loaded on the host.
+void save_merged_into_original(TrainRun& r) {
+  const TrainOptions& o = r.o;
+  const torch::ScalarType original = checkpoint_float_dtype(Checkpoint::open(o.model_dir));
+  Blip2Bundle dense = load_model_dir(o.model_dir, torch::kCPU, original, "none");
+  attach_lora(*dense.model, o.lora);
+  std::map<std::string, torch::Tensor> trained;
+  for (auto& item : r.b.model->named_parameters(true))
+    if (item.key().find("lora_") != std::string::npos) trained[item.key()] = item.value();
+  {
+    torch::NoGradGuard ng;
+    for (auto& item : dense.model->named_parameters(true)) {
+      if (item.key().find("lora_") == std::string::npos) continue;
+      auto it = trained.find(item.key());
+      if (it == trained.end()) throw Error("internal: the trained model has no adapter tensor " + item.key());
+      item.value().copy_(it->second.detach().to(torch::kCPU, item.value().scalar_type()));
+    }
+  }
+  merge_lora(*dense.model);
+  dense.task = r.b.task;
+  save_model_dir(join_path(o.out_dir, "model"), dense, original);
+  std::printf("merged the adapters into %s's original %s weights (the quantized base trained them)\n", o.model_dir.c_str(),
+              original == torch::kBFloat16 ? "bf16" : original == torch::kHalf ? "f16" : "f32");
+}
+
 // Rank 0's outputs: the last checkpoint, the task the model was trained on, the adapter (LoRA; then
 // merged), the model directory and the last evaluation.
 void write_outputs(TrainRun& r) {
@@ -443,12 +480,14 @@ void write_outputs(TrainRun& r) {
     auto& v = r.b.task.values[p.attribute];
     if (std::find(v.begin(), v.end(), p.value) == v.end()) v.push_back(p.value);
   }
-  if (!o.full) {
-    save_peft_adapter(join_path(o.out_dir, "adapter"), *m, o.lora, o.model_dir);
-    merge_lora(*m);
-  }
+  if (!o.full) save_peft_adapter(join_path(o.out_dir, "adapter"), *m, o.lora, o.model_dir);
   m->eval();
-  save_model_dir(join_path(o.out_dir, "model"), r.b, o.full ? torch::kFloat : r.frozen_dtype);
+  if (!r.b.cfg.weight_format.empty()) {
+    save_merged_into_original(r);
+  } else {
+    if (!o.full) merge_lora(*m);
+    save_model_dir(join_path(o.out_dir, "model"), r.b, o.full ? torch::kFloat : r.frozen_dtype);
+  }
   if (r.res.evaluated) write_file_atomic(join_path(o.out_dir, "eval.json"), eval_report_json(r.res.final_eval));
 }
 

@@ -45,6 +45,9 @@ struct TrainOptions {
   bool eval_each_epoch = true;
   std::string device = "cpu";
   std::string dtype = "auto";         // frozen weights' dtype; trained weights stay float32
+  // Frozen weights quantized (model/quantize.h): auto (the model directory as it is), none, int8,
+  // nf4. LoRA only; the merged model is written from the original weights.
+  std::string quantize = "auto";
   bool progress = true;
   // One line per step ("step 12/215 Loss: 2.9511 ...") and per epoch ("epoch 1 Epoch Loss: ...") on
   // stdout, for log-based metrics (SageMaker's metric definitions); the progress bar stays off.

@@ -51,6 +51,30 @@ PY
   (cd /tmp/train_bench && tar czf "$OUT/train_logs_$(date +%H%M%S).tgz" *.log */train_log.jsonl)
   exit 0
 fi
+if [ "$STAGE" = quant_xl ] || [ "$STAGE" = quant_xxl ]; then
+  # Issue 19: `tailor train --quantize none|int8|nf4` (LoRA, the real pairs, cache on) with each run's
+  # peak GPU memory, then tailor_quantize_check (logits and greedy answers against bf16, answers/s).
+  # QUANT_FORMATS, QUANT_BATCH, QUANT_STEPS, QUANT_PAIRS; QUANT_SKIP_TRAIN=1 / QUANT_SKIP_CHECK=1.
+  T=/tmp/tailor-build/tailor
+  DATA=${REAL_DATA:-.gpu/real/dataset}
+  if [ "$STAGE" = quant_xl ]; then
+    M=/tmp/xl; B=${QUANT_BATCH:-32}; XL_MODEL_ONLY=1 python3 tools/gpu/xl_reference.py > /dev/null || exit 1
+  else
+    M=/tmp/xxl; B=${QUANT_BATCH:-8}; XXL_MODEL_ONLY=1 python3 tools/gpu/xl_reference.py > /dev/null || exit 1
+  fi
+  echo "[$(date +%T)] model ready: $(du -sh $M | cut -f1)" >&2
+  if [ "${QUANT_SKIP_TRAIN:-0}" != 1 ]; then
+    TAILOR=$T KEEP=/tmp/quant_bench bash bench/train_bench.sh --model $M --data $DATA --device cuda --batch $B \
+      --steps ${QUANT_STEPS:-40} --skip 10 --quantize "${QUANT_FORMATS:-none int8 nf4}" | tee -a $OUT/quant_train.md
+    grep -h "times\|rror" /tmp/quant_bench/*.log | tail -20
+  fi
+  if [ "${QUANT_SKIP_CHECK:-0}" != 1 ]; then
+    echo "[$(date +%T)] check" >&2
+    /tmp/tailor-build/tailor_quantize_check $M $DATA ${QUANT_PAIRS:-128} ${QUANT_CHECK_BATCH:-32} \
+      "$(echo ${QUANT_FORMATS:-none int8 nf4} | tr ' ' ',')" | tee -a $OUT/quant_check.jsonl
+  fi
+  exit 0
+fi
 if [ "$STAGE" = choice ]; then
   # Choice answers (issue 17): the tiny model trained on the real catalog, evaluated free and by
   # choice with calibration (real_eval_*.json); its model comes back for the CPU numbers.

@@ -4,7 +4,9 @@
 Writes /tmp/xl (HF layout: config.json, model.safetensors in bf16 with an untied lm_head,
 spiece.model, preprocessor_config.json), /tmp/xl_inputs.safetensors (4 real photos, prompts with 32
 <image> tokens, labels) and HF's outputs in f32 and bf16 (/tmp/xl_ref_f32.safetensors,
-/tmp/xl_ref_bf16.safetensors). Idempotent."""
+/tmp/xl_ref_bf16.safetensors). Idempotent.
+XXL_MODEL_ONLY=1 writes /tmp/xxl instead: the blip2-flan-t5-xxl shape (T5-XXL: d_model 4096, 64 heads,
+d_ff 10240, 24+24 layers), model files only (the quantization runs of issue 19)."""
 import json, os, shutil, sys
 import torch
 from PIL import Image
@@ -17,12 +19,13 @@ QUESTIONS = ["What is the sleeve length of the shirt in this picture?", "What is
              "What is the pattern of the shirt in this picture?", "What is the neck type of the shirt in this picture?"]
 ANSWERS = ["Sleeve Length: Short Sleeves", "baseColour: Blue", "Pattern: Solid", "Neck: Round Neck"]
 
-def xl_config():
+def xl_config(xxl=False):
+    d_model, d_ff, heads = (4096, 10240, 64) if xxl else (2048, 5120, 32)
     cfg = Blip2Config(
         vision_config=dict(),  # defaults are EVA ViT-g/14: 1408, 39 layers, 16 heads, 6144, 224/14
         qformer_config=dict(),  # 768, 12 layers, 12 heads, 3072, cross every 2nd layer, encoder 1408
-        text_config=dict(model_type="t5", vocab_size=32128, d_model=2048, d_kv=64, d_ff=5120, num_layers=24,
-                         num_decoder_layers=24, num_heads=32, feed_forward_proj="gated-gelu",
+        text_config=dict(model_type="t5", vocab_size=32128, d_model=d_model, d_kv=64, d_ff=d_ff, num_layers=24,
+                         num_decoder_layers=24, num_heads=heads, feed_forward_proj="gated-gelu",
                          tie_word_embeddings=False, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1),
         num_query_tokens=32, image_token_index=32100)
     cfg.text_config.dense_act_fn = "gelu"  # BLIP-2's Flan-T5: gated exact GELU
@@ -31,8 +34,12 @@ def xl_config():
     return cfg
 
 def main():
+    global XL
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    cfg = xl_config()
+    xxl = bool(os.environ.get("XXL_MODEL_ONLY"))
+    if xxl:
+        XL = "/tmp/xxl"
+    cfg = xl_config(xxl)
     if not os.path.exists(XL + "/model.safetensors"):
         os.makedirs(XL, exist_ok=True)
         torch.manual_seed(0)
@@ -50,7 +57,7 @@ def main():
         BlipImageProcessor(size={"height": 224, "width": 224}).save_pretrained(XL)
         del model, sd
         torch.cuda.empty_cache()
-    if os.environ.get("XL_MODEL_ONLY"):
+    if os.environ.get("XL_MODEL_ONLY") or xxl:
         return
     tok = T5Tokenizer.from_pretrained(XL)
     proc = BlipImageProcessor.from_pretrained(XL)
