@@ -50,6 +50,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "Frozen weights: auto (bf16 on CUDA), f32, bf16")->capture_default_str();
   cmd->add_option("--quantize", o->quantize, "Frozen weights: auto (as the model directory has them), none, int8 (per channel) or nf4 (QLoRA's 4-bit, groups of 64)" "; LoRA only")->capture_default_str();
+  cmd->add_flag("--gradient-checkpointing", o->gradient_checkpointing,
+               "Recompute T5's activations in backward instead of keeping them (LoRA; less memory, more compute)");
   cmd->add_option("--cuda-graph", o->cuda_graph,
                   "auto: on a GPU each optimizer step runs as captured CUDA graphs (batches padded to fixed shapes) "
                   "wherever valid (a frozen image side); on: always (an error where invalid; on the CPU the padded "

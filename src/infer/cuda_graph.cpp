@@ -10,6 +10,7 @@
 #ifdef TAILOR_CUDA
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -45,6 +46,27 @@ bool device_done_within(const torch::Device& dev, double seconds) {
   return true;
 }
 
+DeviceMemory device_memory(const torch::Device& dev) {
+  DeviceMemory m;
+#ifdef TAILOR_CUDA
+  if (!dev.is_cuda()) return m;
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(dev.has_index() ? dev.index() : c10::cuda::current_device());
+  m.allocated = stats.allocated_bytes[0].current;  // [0]: all pools together
+  m.reserved = stats.reserved_bytes[0].current;
+  m.peak_allocated = stats.allocated_bytes[0].peak;
+  m.peak_reserved = stats.reserved_bytes[0].peak;
+#else
+  (void)dev;
+#endif
+  return m;
+}
+
+void release_unused_device_memory() {
+#ifdef TAILOR_CUDA
+  if (c10::cuda::device_count() > 0) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+}
+
 struct CudaGraph::Impl {
   std::function<void()> fn;
 #ifdef TAILOR_CUDA
@@ -69,6 +91,9 @@ void CudaGraph::capture(std::function<void()> fn, bool use_graph, int warmups) {
     c10::cuda::CUDAStreamGuard guard(side);
     for (int i = 0; i < warmups; ++i) impl_->fn();
     side.synchronize();
+    // The warm-ups' temporaries (a training step's activations) go back to the driver: the graph
+    // gets a pool of its own, and the two would otherwise be held together.
+    release_unused_device_memory();
     impl_->graph = std::make_unique<at::cuda::CUDAGraph>();
     impl_->graph->capture_begin();
     impl_->fn();

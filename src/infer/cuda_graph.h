@@ -18,6 +18,17 @@ bool cuda_graphs_available();
 // false when it has not by then (the work stays queued). A CPU device has nothing queued: true.
 bool device_done_within(const torch::Device& dev, double seconds);
 
+// The caching allocator's view of a GPU's memory, in bytes (zeros on the CPU): allocated now, held
+// from the driver now, and the largest of each since the process started.
+struct DeviceMemory {
+  int64_t allocated = 0, reserved = 0, peak_allocated = 0, peak_reserved = 0;
+};
+DeviceMemory device_memory(const torch::Device& dev);
+// Gives the blocks the caching allocator holds but nothing uses back to the driver, so that one
+// phase's transient memory (loading, the feature cache, a graph's warm-ups) is not held beside the
+// next phase's.
+void release_unused_device_memory();
+
 class CudaGraph {
  public:
   CudaGraph();

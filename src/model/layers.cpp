@@ -1,5 +1,6 @@
 #include "model/layers.h"
 
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/version.h>
 
 #include <cmath>
@@ -44,7 +45,7 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   }
   if (has_lora()) {
     torch::Tensor h = x;
-    if (is_training() && lora_dropout > 0) h = torch::dropout(h, lora_dropout, true);
+    if (is_training() && lora_dropout > 0) h = tailor::dropout(h, lora_dropout, true);
     y = y + lora_B->forward(lora_A->forward(h.to(lora_A->weight.dtype()))).to(y.dtype()) * lora_scaling;
   }
   return y;
@@ -112,6 +113,82 @@ torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
   return torch::layer_norm(x, {weight.size(0)}, weight, bias, eps);
 }
 
+namespace {
+thread_local DropoutTape* active_tape = nullptr;
+}
+
+DropoutTape::DropoutTape(std::vector<torch::Tensor>* m, bool r) : masks(m), replay(r), before_(active_tape) {
+  active_tape = this;
+}
+DropoutTape::~DropoutTape() { active_tape = before_; }
+DropoutTape* DropoutTape::active() { return active_tape; }
+
+torch::Tensor dropout(const torch::Tensor& x, double p, bool training) {
+  if (!training || p <= 0) return x;
+  DropoutTape* tape = active_tape;
+  if (tape && tape->replay) {
+    if (tape->next >= tape->masks->size()) throw Error("internal: a checkpointed block dropped more than it recorded");
+    const torch::Tensor& mask = (*tape->masks)[tape->next++];
+    return x * mask * (1.0 / (1.0 - p));  // native_dropout's arithmetic: the mask is exact, one rounding
+  }
+  auto out = at::native_dropout(x, p, true);
+  if (tape) tape->masks->push_back(std::get<1>(out));
+  return std::get<0>(out);
+}
+
+namespace {
+
+// Two inputs always (an encoder block passes its hidden states twice and uses the first): autograd's
+// custom functions take no undefined tensors.
+struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& b,
+                               int64_t fn_address, bool two_inputs) {
+    const auto* fn = reinterpret_cast<const CheckpointedFn*>(fn_address);
+    std::vector<torch::Tensor> masks;
+    torch::Tensor out;
+    {
+      DropoutTape tape(&masks, /*replay=*/false);
+      out = two_inputs ? (*fn)({a, b}) : (*fn)({a});
+    }
+    ctx->save_for_backward({a, b});
+    ctx->saved_data["masks"] = masks;
+    ctx->saved_data["fn"] = fn_address;
+    ctx->saved_data["two"] = two_inputs;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const bool two = ctx->saved_data["two"].toBool();
+    const auto* fn = reinterpret_cast<const CheckpointedFn*>(ctx->saved_data["fn"].toInt());
+    std::vector<torch::Tensor> masks = ctx->saved_data["masks"].toTensorVector();
+    torch::Tensor a = saved[0].detach().requires_grad_(true);
+    torch::Tensor b = two ? saved[1].detach().requires_grad_(true) : torch::Tensor();
+    torch::Tensor out;
+    {
+      torch::AutoGradMode grad_on(true);
+      DropoutTape tape(&masks, /*replay=*/true);
+      out = two ? (*fn)({a, b}) : (*fn)({a});
+      if (tape.next != masks.size()) throw Error("internal: a checkpointed block dropped less than it recorded");
+    }
+    // Reentrant, as torch.utils.checkpoint's default: gradients reach the adapters' .grad here.
+    torch::autograd::backward({out}, {grads[0]});
+    return {a.grad(), two ? b.grad() : torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor checkpointed(const CheckpointedFn& fn, const std::vector<torch::Tensor>& inputs) {
+  if (inputs.empty() || inputs.size() > 2) throw Error("internal: checkpointed() takes one or two inputs");
+  // An output only gets a backward node when an input needs a gradient; the first block's input
+  // (frozen embeddings) doesn't, but its adapters do (the reason HF's PEFT calls
+  // enable_input_require_grads).
+  torch::Tensor a = inputs[0].requires_grad() ? inputs[0] : inputs[0].detach().requires_grad_(true);
+  const bool two = inputs.size() == 2;
+  return CheckpointFunction::apply(a, two ? inputs[1] : a, reinterpret_cast<int64_t>(&fn), two);
+}
+
 torch::Tensor activation(const torch::Tensor& x, const std::string& name) {
   if (name == "gelu") return torch::gelu(x);
   if (name == "gelu_new" || name == "gelu_pytorch_tanh") {
@@ -130,7 +207,8 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
                         const torch::Tensor& bias, double scale, double dropout_p, bool training) {
   double p = training ? dropout_p : 0.0;
 #if TORCH_VERSION_MAJOR >= 2
-  if (q.is_cuda()) {
+  // The fused kernel draws its own dropout: a recorded block (DropoutTape) takes the explicit path.
+  if (q.is_cuda() && (p == 0 || !DropoutTape::active())) {
     c10::optional<torch::Tensor> mask;  // an undefined tensor would count as a mask
     if (bias.defined()) mask = bias.to(q.dtype());
     return at::scaled_dot_product_attention(q, k, v, mask, p, false, scale);
@@ -141,7 +219,7 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   if (bias.defined()) scores = scores + bias;
   // Softmax in the input dtype, as HF's eager attention (transformers 5.x) for ViT, Q-Former and T5.
   torch::Tensor probs = torch::softmax(scores, -1);
-  if (p > 0) probs = torch::dropout(probs, p, true);
+  if (p > 0) probs = tailor::dropout(probs, p, true);
   return torch::matmul(probs, v);
 }
 

@@ -3,7 +3,9 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "model/quantize.h"
 
@@ -66,6 +68,36 @@ struct LayerNormImpl : torch::nn::Module {
   double eps;
 };
 TORCH_MODULE(LayerNorm);
+
+// Dropout as the fused kernel applies it (at::native_dropout, which F::dropout runs on a GPU), with
+// its mask recorded, or replayed, while a DropoutTape is active on this thread: a checkpointed
+// block's recomputation must drop exactly what its first pass dropped.
+torch::Tensor dropout(const torch::Tensor& x, double p, bool training);
+
+class DropoutTape {
+ public:
+  // replay false: each dropout's mask is appended to `masks`; true: taken from it, in order.
+  DropoutTape(std::vector<torch::Tensor>* masks, bool replay);
+  ~DropoutTape();
+  DropoutTape(const DropoutTape&) = delete;
+  DropoutTape& operator=(const DropoutTape&) = delete;
+  static DropoutTape* active();
+  std::vector<torch::Tensor>* masks;
+  bool replay;
+  size_t next = 0;
+
+ private:
+  DropoutTape* before_;
+};
+
+// Gradient checkpointing (HF's gradient_checkpointing, torch.utils.checkpoint's reentrant form):
+// fn(inputs) runs without keeping its activations, and again in backward, replaying its dropout
+// masks, to get the gradients of its inputs and of the parameters it uses. `inputs` are one or two
+// tensors (a block's hidden states, and the decoder's encoder output); fn must outlive the backward
+// pass (the caller keeps it until its next forward). Parameters reach fn only through its captures,
+// so they must be leaves (LoRA's adapters); other captured tensors must not need gradients.
+using CheckpointedFn = std::function<torch::Tensor(const std::vector<torch::Tensor>&)>;
+torch::Tensor checkpointed(const CheckpointedFn& fn, const std::vector<torch::Tensor>& inputs);
 
 // "gelu" (exact erf), "gelu_new" / "gelu_pytorch_tanh" (tanh form), "relu", "silu".
 torch::Tensor activation(const torch::Tensor& x, const std::string& name);

@@ -45,9 +45,8 @@ QuantizedWeight quantize_weight(const torch::Tensor& w, QuantFormat f, int64_t g
 torch::Tensor dequantize_weight(const torch::Tensor& data, const torch::Tensor& scale, QuantFormat f, int64_t group,
                                 int64_t out, int64_t in, torch::ScalarType dtype);
 
-// y = x W^T + bias with W quantized, computed in x's dtype. Autograd flows to x only (the weight and
-// bias are frozen); backward dequantizes W again. int8 applies its per-channel scale to the GEMM's
-// output, so the int8 values (exact in bf16/f16/f32) are the GEMM's operand.
+// y = x W^T + bias with W quantized, dequantized in x's dtype. Autograd flows to x only (the weight
+// and bias are frozen); backward dequantizes W again.
 torch::Tensor quantized_linear(const torch::Tensor& x, const torch::Tensor& data, const torch::Tensor& scale,
                                const torch::Tensor& bias, QuantFormat f, int64_t group, int64_t out_features);
 

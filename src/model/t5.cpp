@@ -124,7 +124,7 @@ Tensor T5DenseReluDenseImpl::forward(const Tensor& x) {
   Tensor h;
   if (!wi_0.is_empty()) h = activation(wi_0->forward(x), act) * wi_1->forward(x);
   else h = activation(wi->forward(x), act);
-  h = F::dropout(h, F::DropoutFuncOptions().p(dropout).training(is_training()));
+  h = tailor::dropout(h, dropout, is_training());
   if (h.scalar_type() != wo->dtype()) h = h.to(wo->dtype());
   return wo->forward(h);
 }
@@ -136,7 +136,11 @@ T5LayerFFImpl::T5LayerFFImpl(const T5Config& c) : dropout(c.dropout_rate) {
 
 Tensor T5LayerFFImpl::forward(const Tensor& x) {
   Tensor h = DenseReluDense->forward(layer_norm->forward(x));
-  return x + F::dropout(h, F::DropoutFuncOptions().p(dropout).training(is_training()));
+  return x + tailor::dropout(h, dropout, is_training());
+}
+
+bool T5StackImpl::use_checkpointing() const {
+  return gradient_checkpointing && is_training() && torch::GradMode::is_enabled();
 }
 
 T5BlockImpl::T5BlockImpl(const T5Config& c, bool decoder, bool has_bias) : is_decoder(decoder) {
@@ -161,9 +165,7 @@ T5StackImpl::T5StackImpl(const T5Config& c, bool decoder, bool own_embed_tokens)
   final_layer_norm = register_module("final_layer_norm", T5LayerNorm(c.d_model, c.layer_norm_epsilon));
 }
 
-static Tensor drop(const Tensor& x, double p, bool training) {
-  return F::dropout(x, F::DropoutFuncOptions().p(p).training(training));
-}
+static Tensor drop(const Tensor& x, double p, bool training) { return tailor::dropout(x, p, training); }
 
 // fp16 only: keep activations finite, as HF's T5Block does.
 static Tensor clamp_half(const Tensor& h) {
@@ -178,14 +180,24 @@ Tensor T5StackImpl::encode(const Tensor& embeds, const Tensor& mask) {
   Tensor h = drop(embeds, cfg.dropout_rate, is_training());
   auto first = block->ptr<T5BlockImpl>(0)->self_attention_layer()->SelfAttention;
   Tensor bias = first->compute_bias(T, T, 0, h.device()).to(h.scalar_type()) + padding_bias(mask, h.scalar_type());
+  const bool checkpoint = use_checkpointing();
+  if (checkpoint) checkpointed_blocks_.clear();
   for (size_t i = 0; i < block->size(); ++i) {
     auto b = block->ptr<T5BlockImpl>(i);
-    auto sa = b->self_attention_layer();
-    Tensor n = sa->layer_norm->forward(h);
-    Tensor a = sa->SelfAttention->attend(n, sa->SelfAttention->split_heads(sa->SelfAttention->k->forward(n)),
-                                         sa->SelfAttention->split_heads(sa->SelfAttention->v->forward(n)), bias);
-    h = clamp_half(h + drop(a, sa->dropout, is_training()));
-    h = clamp_half(b->ff_layer()->forward(h));
+    CheckpointedFn run = [this, b, bias](const std::vector<Tensor>& in) {
+      auto sa = b->self_attention_layer();
+      Tensor n = sa->layer_norm->forward(in[0]);
+      Tensor a = sa->SelfAttention->attend(n, sa->SelfAttention->split_heads(sa->SelfAttention->k->forward(n)),
+                                           sa->SelfAttention->split_heads(sa->SelfAttention->v->forward(n)), bias);
+      Tensor h = clamp_half(in[0] + drop(a, sa->dropout, is_training()));
+      return clamp_half(b->ff_layer()->forward(h));
+    };
+    if (!checkpoint) {
+      h = run({h});
+      continue;
+    }
+    checkpointed_blocks_.push_back(std::make_unique<CheckpointedFn>(std::move(run)));
+    h = checkpointed(*checkpointed_blocks_.back(), {h});
   }
   h = final_layer_norm->forward(h);
   return drop(h, cfg.dropout_rate, is_training());
@@ -200,20 +212,30 @@ Tensor T5StackImpl::decode(const Tensor& embeds, const Tensor& enc_hidden, const
   Tensor causal = torch::triu(torch::full({T, T}, min_value(dt), embeds.options()), 1).view({1, 1, T, T});
   Tensor self_bias = first->compute_bias(T, T, 0, h.device()).to(dt) + causal;
   Tensor cross_bias = padding_bias(enc_mask, dt);
+  const bool checkpoint = use_checkpointing();
+  if (checkpoint) checkpointed_blocks_.clear();
   for (size_t i = 0; i < block->size(); ++i) {
     auto b = block->ptr<T5BlockImpl>(i);
-    auto sa = b->self_attention_layer();
-    Tensor n = sa->layer_norm->forward(h);
-    auto& A = sa->SelfAttention;
-    h = clamp_half(h + drop(A->attend(n, A->split_heads(A->k->forward(n)), A->split_heads(A->v->forward(n)), self_bias),
-                            sa->dropout, is_training()));
-    auto ca = b->cross_attention_layer();
-    auto& C = ca->EncDecAttention;
-    Tensor n2 = ca->layer_norm->forward(h);
-    h = clamp_half(h + drop(C->attend(n2, C->split_heads(C->k->forward(enc_hidden)),
-                                      C->split_heads(C->v->forward(enc_hidden)), cross_bias),
-                            ca->dropout, is_training()));
-    h = clamp_half(b->ff_layer()->forward(h));
+    CheckpointedFn run = [this, b, self_bias, cross_bias](const std::vector<Tensor>& in) {
+      const Tensor& enc = in[1];
+      auto sa = b->self_attention_layer();
+      Tensor n = sa->layer_norm->forward(in[0]);
+      auto& A = sa->SelfAttention;
+      Tensor h = clamp_half(in[0] + drop(A->attend(n, A->split_heads(A->k->forward(n)), A->split_heads(A->v->forward(n)), self_bias),
+                                         sa->dropout, is_training()));
+      auto ca = b->cross_attention_layer();
+      auto& C = ca->EncDecAttention;
+      Tensor n2 = ca->layer_norm->forward(h);
+      h = clamp_half(h + drop(C->attend(n2, C->split_heads(C->k->forward(enc)), C->split_heads(C->v->forward(enc)), cross_bias),
+                              ca->dropout, is_training()));
+      return clamp_half(b->ff_layer()->forward(h));
+    };
+    if (!checkpoint) {
+      h = run({h, enc_hidden});
+      continue;
+    }
+    checkpointed_blocks_.push_back(std::make_unique<CheckpointedFn>(std::move(run)));
+    h = checkpointed(*checkpointed_blocks_.back(), {h, enc_hidden});
   }
   h = final_layer_norm->forward(h);
   return drop(h, cfg.dropout_rate, is_training());

@@ -131,6 +131,14 @@ struct T5StackImpl : torch::nn::Module {
   T5LayerNorm final_layer_norm{nullptr};
   T5Config cfg;
   bool is_decoder;
+  // encode/decode in training mode with gradients on: each block checkpointed (model/layers.h), its
+  // activations recomputed in backward instead of kept (tailor train --gradient-checkpointing).
+  bool gradient_checkpointing = false;
+
+ private:
+  bool use_checkpointing() const;
+  // The last forward's checkpointed blocks: their backward runs them again.
+  std::vector<std::unique_ptr<CheckpointedFn>> checkpointed_blocks_;
 };
 TORCH_MODULE(T5Stack);
 

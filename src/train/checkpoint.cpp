@@ -26,7 +26,7 @@ json train_options_json(const TrainOptions& o) {
           {"batch_size", o.batch_size}, {"grad_accum", o.grad_accum}, {"epochs", o.epochs}, {"max_steps", o.max_steps},
           {"seed", o.seed}, {"augment", o.augment}, {"cache", o.cache}, {"checkpoint_every", o.checkpoint_every},
           {"resume", o.resume}, {"eval_each_epoch", o.eval_each_epoch}, {"device", o.device}, {"dtype", o.dtype},
-          {"quantize", o.quantize}, {"progress", o.progress}, {"cuda_graph", o.cuda_graph}};
+          {"quantize", o.quantize}, {"gradient_checkpointing", o.gradient_checkpointing}, {"progress", o.progress}, {"cuda_graph", o.cuda_graph}};
 }
 
 json run_fingerprint(const TrainOptions& o, const std::string& train_jsonl_text) {
@@ -34,11 +34,11 @@ json run_fingerprint(const TrainOptions& o, const std::string& train_jsonl_text)
   // Left out, each for a reason:
   // - where things are (the directories may move between a run and its resume; the pairs
   //   themselves are in the fingerprint as a hash);
-  // - how the same computation runs (cache, device, dtype, cuda_graph: a run may resume on another
-  //   machine);
+  // - how the same computation runs (cache, device, dtype, cuda_graph, gradient_checkpointing: a run
+  //   may resume on another machine);
   // - what does not touch the weights (when to checkpoint, whether this is a resume, evaluation,
   //   the progress bar).
-  for (const char* key : {"model_dir", "data_dir", "out_dir", "cache", "device", "dtype", "cuda_graph",
+  for (const char* key : {"model_dir", "data_dir", "out_dir", "cache", "device", "dtype", "cuda_graph", "gradient_checkpointing",
                           "checkpoint_every", "resume", "eval_each_epoch", "progress"})
     fp.erase(key);
   fp["train_jsonl_fnv1a64"] = std::to_string(fnv1a64(train_jsonl_text));

@@ -46,6 +46,11 @@ Trainable set_up_trainable(Blip2ForConditionalGeneration& m, const TrainOptions&
                   (long long)ls.trainable_parameters);
   }
   Trainable t;
+  // The model's parameters, a quantized weight counted as the weights it stands for, not its codes
+  // and scales.
+  for (auto& mod : m->modules())
+    if (auto* lin = dynamic_cast<LinearImpl*>(mod.get()); lin && lin->is_quantized())
+      t.all_parameters += lin->in_features * lin->out_features - lin->weight.numel() - lin->weight_scale.numel();
   for (auto& item : m->named_parameters(true)) {
     t.all_parameters += item.value().numel();
     if (!item.value().requires_grad()) continue;

@@ -17,6 +17,7 @@
 #include "catalog/dataset.h"
 #include "catalog/images.h"
 #include "infer/blip2_answerer.h"
+#include "infer/cuda_graph.h"
 #include "model/model_dir.h"
 #include "model/safetensors.h"
 #include "model/weights.h"
@@ -66,6 +67,8 @@ TrainChoices check_options(const TrainOptions& o) {
   if (!o.full && !o.freeze.empty()) throw Error("--freeze needs --full (LoRA trains only its adapters)");
   if (o.pretrain.epochs < 0) throw Error("--pretrain-epochs must be 0 or more");
   if (!o.full && o.pretrain.epochs > 0) throw Error("--pretrain-epochs needs --full (it trains the image side from scratch)");
+  if (o.full && o.gradient_checkpointing)
+    throw Error("--gradient-checkpointing is for LoRA: with --full, parameters outside T5's blocks would need gradients through the recomputation");
   if (o.full && o.quantize != "auto" && o.quantize != "none")
     throw Error("--quantize " + o.quantize + " needs LoRA: quantized weights are frozen (leave out --full)");
   if (o.pretrain.epochs > 0 && o.pretrain.batch_size < 1) throw Error("--pretrain-batch-size must be >= 1");
@@ -160,6 +163,8 @@ void set_up_what_trains(TrainRun& r) {
   const TrainOptions& o = r.o;
   r.frozen_dtype = o.full ? torch::kFloat : parse_dtype_name(o.dtype, r.dev);
   r.b = load_model_dir(o.model_dir, r.dev, r.frozen_dtype, o.quantize);
+  r.b.model->language_model->encoder->gradient_checkpointing = o.gradient_checkpointing;
+  r.b.model->language_model->decoder->gradient_checkpointing = o.gradient_checkpointing;
   if (!r.b.cfg.weight_format.empty()) {
     if (o.full) throw Error(o.model_dir + " was saved quantized (" + r.b.cfg.weight_format + "): --full training needs its original weights");
     if (!load_blip2_config(o.model_dir).weight_format.empty())
@@ -429,6 +434,16 @@ void train_loop(TrainRun& r, OptimizerStep& step) {
   if (r.ranks.main()) std::printf("%s", r.ranks.end_line().c_str());
 }
 
+// The GPU memory the run held (the caching allocator's counts, MiB): what the model took after
+// loading, what the feature cache added, and the peaks of the whole run. Empty on the CPU.
+json gpu_memory_json(const DeviceMemory& after_load, const DeviceMemory& after_features, const torch::Device& dev) {
+  if (!dev.is_cuda()) return json::object();
+  const DeviceMemory end = device_memory(dev);
+  auto mib = [](int64_t b) { return static_cast<double>(b) / (1 << 20); };
+  return {{"after_load", mib(after_load.allocated)}, {"after_features", mib(after_features.allocated)},
+          {"peak_allocated", mib(end.peak_allocated)}, {"peak_reserved", mib(end.peak_reserved)}};
+}
+
 // LoRA on a quantized base: the model directory is the original checkpoint's weights with the
 // adapters merged, in the checkpoint's own precision, as PEFT merges into a base loaded unquantized
 // (merging into the codes would add their rounding to every weight). Loaded on the host.
@@ -514,9 +529,13 @@ TrainResult train_model(const TrainOptions& o) {
   r.res.times.pretrain = seconds_since(t);
   start_ranks(r);
   ImageFeatures features(r.b, r.data.images, dev, r.trainable.image_side_frozen, o.augment, o.seed);
+  release_unused_device_memory();  // what loading and quantizing left in the allocator's cache
+  const DeviceMemory after_load = device_memory(dev);
   t = std::chrono::steady_clock::now();
   if (r.use_cache) features.compute_cache(ranks, o.progress && !o.log_lines && ranks.main());
   r.res.times.features = seconds_since(t);
+  release_unused_device_memory();
+  const DeviceMemory after_features = device_memory(dev);
   std::unique_ptr<OptimizerStep> step = make_step(r, features);
   train_loop(r, *step);
   if (ranks.main()) {  // checkpoint and outputs are rank 0's
@@ -530,7 +549,7 @@ TrainResult train_model(const TrainOptions& o) {
                                           {"steps_s", tt.steps}, {"evaluation_s", tt.evaluation},
                                           {"checkpoints_s", tt.checkpoints}, {"outputs_s", tt.outputs},
                                           {"total_s", seconds_since(started)}, {"step_kind", r.res.step_kind},
-                                          {"ranks", ranks.size()}})
+                                          {"ranks", ranks.size()}, {"gpu_mib", gpu_memory_json(after_load, after_features, dev)}})
                                         .dump());
   }
   return r.res;
