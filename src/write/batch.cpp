@@ -209,12 +209,12 @@ struct BatchRun {
       if (!poll.has_output)
         reason = service.name() + " job " + job.id + " ended " + job.status + (job.message.empty() ? "" : ": " + job.message);
       else if (it == by_record.end())
-        reason = service.name() + " job " + job.id + ": record " + rec.record_id + " is missing from the output";
+        reason = service.name() + " job " + job.id + ": the record is missing from the job's output";
       else if (!it->second.error.empty())
         reason = it->second.error;
       if (it != by_record.end()) job_usage.add(it->second.usage);
       if (reason.empty() && it->second.text.empty())
-        reason = service.name() + " job " + job.id + ": record " + rec.record_id + " has an empty description";
+        reason = service.name() + " job " + job.id + ": the record has an empty description";
       if (!reason.empty()) {
         state.failed[rec.product.id] = {reason, rec.product};
         ++failed;
@@ -250,7 +250,7 @@ struct BatchRun {
     std::string records, input;
     int64_t n = 0;
     for (const auto& p : products) {
-      char rid[16];
+      char rid[24];
       std::snprintf(rid, sizeof rid, "R%010lld", static_cast<long long>(++n));
       records += json{{"record_id", rid}, {"product", product_json(p)}}.dump() + "\n";
       input += service.input_line(rid, writer_facts(p, options.doubtful_to_writer)) + "\n";

@@ -183,16 +183,16 @@ class BedrockBatch : public BatchService {
         std::string msg = e.is_object() && e.contains("errorMessage") && e["errorMessage"].is_string()
                               ? e["errorMessage"].get<std::string>()
                               : e.dump();
-        r.error = "Bedrock batch job " + job_id + ": record " + r.record_id + " failed" +
+        // No record id in the reason: the summary groups products by reason and names their ids.
+        r.error = "Bedrock batch job " + job_id + ": the record failed" +
                   (code.empty() ? "" : " (error " + code + ")") + ": " + redact(msg, secrets());
       } else if (!j.contains("modelOutput")) {
-        r.error = where + ": record " + r.record_id + " has neither modelOutput nor error";
+        r.error = uri + ": a record has neither modelOutput nor error";
       } else {
         r.text = native_text(family_, j["modelOutput"]);
         r.usage = usage_of_answer(j["modelOutput"]);
         if (r.text.empty())
-          r.error = where + ": record " + r.record_id + " has no description in its modelOutput (model \"" + model_ +
-                    "\")";
+          r.error = uri + ": a record has no description in its modelOutput (model \"" + model_ + "\")";
       }
       out.push_back(std::move(r));
     }

@@ -138,12 +138,13 @@ class OpenAIBatch : public BatchService {
                      : 0;
     const json& body = resp.is_object() && resp.contains("body") ? resp["body"] : none;
     if (j.contains("error") && j["error"].is_object()) {
-      r.error = "OpenAI batch " + batch_id + ": request " + r.record_id + " failed: " +
+      // No record id in the reason: the summary groups products by reason and names their ids.
+      r.error = "OpenAI batch " + batch_id + ": the request failed: " +
                 error_body_message(json{{"error", j["error"]}}.dump(), secrets());
       return r;
     }
     if (status != 200) {
-      r.error = "OpenAI batch " + batch_id + ": request " + r.record_id + " failed (HTTP " + std::to_string(status) +
+      r.error = "OpenAI batch " + batch_id + ": the request failed (HTTP " + std::to_string(status) +
                 "): " + error_body_message(body.is_null() ? line : body.dump(), secrets());
       return r;
     }
@@ -153,7 +154,7 @@ class OpenAIBatch : public BatchService {
         body["choices"][0]["message"].is_object() && body["choices"][0]["message"].contains("content") &&
         body["choices"][0]["message"]["content"].is_string())
       r.text = trim(body["choices"][0]["message"]["content"].get<std::string>());
-    if (r.text.empty()) r.error = where + ": request " + r.record_id + " has no choices[0].message.content";
+    if (r.text.empty()) r.error = "OpenAI batch " + batch_id + ": the answer has no choices[0].message.content";
     return r;
   }
 
