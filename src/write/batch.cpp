@@ -280,15 +280,12 @@ DescribeSummary describe_products_batch(const std::vector<Product>& products, co
   BatchState state = load_state(join_path(dir, "state.json"));
   const std::string model = on_demand.model();
   const std::string attributes_from = answerer ? answerer->name() : "catalog";
-  if (state.service.empty()) {
-    state.service = config.kind;
-    state.model = model;
-    state.attributes_from = attributes_from;
-  } else if (state.has_job && (state.service != config.kind || state.model != model)) {
+  // A running job belongs to the writer and model it was made with: finishing it with others would
+  // label its lines wrongly.
+  if (state.has_job && (state.service != config.kind || state.model != model))
     throw Error(state.path + " holds " + state.service + " job " + state.job.name + " for model " + state.model +
                 ", not --writer " + config.kind + " --writer-model " + model +
                 ": run with those to finish it, or choose another --output");
-  }
   state.service = config.kind;
   state.model = model;
   state.attributes_from = attributes_from;
@@ -365,7 +362,9 @@ DescribeSummary describe_products_batch(const std::vector<Product>& products, co
   }
   if (!retry.empty()) {
     log("describe: describing " + std::to_string(retry.size()) + " records that failed in batch jobs on demand");
-    DescribeSummary again = describe_into(output, retry, on_demand, nullptr, options);
+    DescribeOptions on_demand_options = options;
+    on_demand_options.attributes_from = state.attributes_from;
+    DescribeSummary again = describe_into(output, retry, on_demand, nullptr, on_demand_options);
     sum.done += again.done;
     sum.failed += again.failed;
     sum.not_attempted += again.not_attempted;

@@ -82,7 +82,12 @@ class BedrockBatch : public BatchService {
       throw Error("describe --batch with --writer bedrock needs --batch-role-arn: the IAM service role Bedrock reads "
                   "and writes " + prefix_ + " with");
     // S3 takes no Bedrock API key: the batch path signs everything with AWS credentials.
-    creds_ = resolve_aws_credentials();
+    try {
+      creds_ = resolve_aws_credentials();
+    } catch (const Error& e) {
+      throw Error(std::string("describe --batch with Bedrock signs its S3 and job requests with AWS credentials (a "
+                              "Bedrock API key is not enough for S3): ") + e.what());
+    }
     region_ = resolve_aws_region(config.region);
     control_ = resolve_bedrock_control_endpoint(o_.control_endpoint, region_);
     S3ClientOptions so;

@@ -384,7 +384,8 @@ DescribeSummary describe_into(DescribeOutput& output, const std::vector<Product>
     if (progress) progress->add(1);
   };
 
-  std::string attributes_from = answerer ? answerer->name() : "catalog";
+  std::string attributes_from =
+      !options.attributes_from.empty() ? options.attributes_from : answerer ? answerer->name() : "catalog";
   ProductQueue queue;
   queue.capacity = static_cast<size_t>(options.concurrency) * 2;
   std::vector<std::thread> workers;

@@ -61,6 +61,9 @@ struct DescribeOptions {
   double review_below = 0.5;
   double review_below_override = -1;
   bool doubtful_to_writer = false;  // false: doubtful attributes are left out of the writer's facts
+  // The lines' "attributes_from"; "" = the answerer's name, or "catalog" without one (batch retries
+  // of predicted products set the model's name, which they no longer run).
+  std::string attributes_from;
   // Model mode only: reads a photo. app/describe_run passes catalog/images.h load_image; tests pass their own.
   std::function<ImageRGB(const std::string& path)> load_image;
   int stop_after_consecutive_failures = 10;  // a dead endpoint or bad key stops the run early

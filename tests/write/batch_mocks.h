@@ -106,6 +106,7 @@ struct BedrockControl {
   std::atomic<int> in_progress_polls{2};  // polls answered InProgress before Completed (large: wait)
   std::atomic<int> throttle_every{0};     // > 0: every n-th GET answers 429 ThrottlingException first
   std::atomic<int> fail_every{0};         // > 0: every n-th GET answers 500 first
+  std::atomic<bool> fail_jobs{false};     // jobs end Failed (no output) instead of Completed
 
   BedrockControl(S3& s3_, std::string key_id_, std::string secret_, std::string region_)
       : s3(s3_), key_id(std::move(key_id_)), secret(std::move(secret_)), region(std::move(region_)) {
@@ -148,8 +149,11 @@ struct BedrockControl {
       j.polls++;
       if (j.polls == 1) j.status = "Submitted";
       else if (j.polls <= 1 + in_progress_polls) j.status = "InProgress";
+      else if (fail_jobs) j.status = "Failed";
       else if (j.status != "Completed") run(j);
-      return {200, json{{"jobArn", j.arn}, {"jobName", j.name}, {"status", j.status}, {"modelId", j.model}}.dump()};
+      json answer = {{"jobArn", j.arn}, {"jobName", j.name}, {"status", j.status}, {"modelId", j.model}};
+      if (j.status == "Failed") answer["message"] = "The role cannot read the input";
+      return {200, answer.dump()};
     }
     return {404, R"({"message":"unknown route"})"};
   }

@@ -181,6 +181,41 @@ TEST_F(BatchFixture, BedrockJobEndsWithEveryProductOnceAndFailedRecordsRetriedOn
   for (const char* secret : {kKeyId, kSecret}) EXPECT_EQ(l.find(secret), std::string::npos);
 }
 
+TEST_F(BatchFixture, AFailedBedrockJobFailsEveryRecordWithItsReasonAndNovaBodiesAreNative) {
+  mock::S3 s3(kKeyId, kSecret, "us-west-2");
+  mock::BedrockControl bedrock(s3, kKeyId, kSecret, "us-west-2");
+  bedrock.fail_jobs = true;
+  setenv("AWS_ENDPOINT_URL_S3", s3.server.url().c_str(), 1);
+  setenv("AWS_ENDPOINT_URL_BEDROCK", bedrock.server.url().c_str(), 1);
+  std::string dir = test::temp_dir("batch-failed-job");
+  WriterConfig wc = writer("bedrock", "http://127.0.0.1:1");
+  wc.model = "us.amazon.nova-lite-v1:0";
+  auto on_demand = make_writer(wc);
+  BatchOptions bo;
+  bo.s3_prefix = "s3://b/p";
+  bo.role_arn = "arn:aws:iam::123456789012:role/R";
+  bo.s3_path_style = true;
+  bo.poll_seconds = 0.001;
+  auto service = make_batch_service(wc, bo);
+  DescribeOptions o = options(dir);
+  std::vector<Product> ps = products(100);
+  DescribeSummary s = describe_products_batch(ps, wc, *on_demand, nullptr, o, bo, *service);
+  EXPECT_EQ(s.done, 0);
+  EXPECT_EQ(s.failed, 100);
+  ASSERT_EQ(s.failures.size(), 1u) << s.text();
+  EXPECT_NE(s.failures.begin()->first.find("ended Failed: The role cannot read the input"), std::string::npos) << s.text();
+  EXPECT_FALSE(file_exists(o.output_jsonl) && !read_file(o.output_jsonl).empty());
+  // Nova's own InvokeModel body: messages-v1 with content blocks and inferenceConfig.
+  const auto& job = bedrock.jobs.begin()->second;
+  std::string input = s3.objects[mock::s3_key(job.input)];
+  json first = json::parse(input.substr(0, input.find('\n')))["modelInput"];
+  EXPECT_EQ(first["schemaVersion"], "messages-v1");
+  EXPECT_EQ(first["inferenceConfig"]["maxTokens"], 400);
+  EXPECT_EQ(first["messages"][0]["content"][0]["text"].get<std::string>().find("Here are the facts"), 0u);
+  EXPECT_EQ(first["system"][0]["text"], kDefaultSystemPrompt);
+  EXPECT_TRUE(bedrock.server.problems.empty()) << bedrock.server.problems.front();
+}
+
 TEST_F(BatchFixture, TooFewRecordsForBedrockIsAClearErrorNotASilentPad) {
   mock::S3 s3(kKeyId, kSecret, "us-west-2");
   mock::BedrockControl bedrock(s3, kKeyId, kSecret, "us-west-2");
@@ -304,6 +339,15 @@ TEST_F(BatchFixture, AKilledOpenAISubmitFindsItsBatchInsteadOfCreatingASecond) {
   st["job"]["phase"] = "creating";
   st["job"]["id"] = "";
   write_file_atomic(state_path, st.dump());
+  // Another model cannot finish the job: its lines would be labelled wrongly.
+  WriterConfig other = wc;
+  other.model = "gpt-4o";
+  try {
+    describe_products_batch(ps, other, *make_writer(other), nullptr, o, bo, *service);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("state.json holds openai job tailor-"), std::string::npos) << e.what();
+  }
   DescribeSummary s = describe_products_batch(ps, wc, *on_demand, nullptr, o, bo, *service);
   EXPECT_EQ(api.creates, 1);
   EXPECT_EQ(s.done + s.failed, 12);
