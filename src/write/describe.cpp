@@ -294,9 +294,8 @@ struct ProductQueue {
   }
 };
 
-std::vector<Product> predict_attributes(std::vector<Product> ready, Answerer& answerer,
-                                               const DescribeOptions& options,
-                                               const std::function<void(const std::string&, const std::string&)>& failed) {
+std::vector<Product> predict_attributes(std::vector<Product> ready, Answerer& answerer, const DescribeOptions& options,
+                                        const std::function<void(const std::string&, const std::string&)>& failed) {
   const auto& specs = answerer.task().attributes;
   std::vector<AnswerRequest> requests;
   std::vector<Product> predicted;
@@ -364,7 +363,7 @@ DescribeSummary describe_into(DescribeOutput& output, const std::vector<Product>
   sum.dropped_partial_bytes = output.dropped_partial_bytes();
   const TokenUsage usage_before = writer.usage();
 
-  std::mutex mu;  // guards sum, the output file and consecutive_failures
+  std::mutex mu;  // guards sum and consecutive_failures (the output has its own lock)
   int consecutive_failures = 0;
   std::atomic<bool> stop{false};
   auto fail = [&](const std::string& id, const std::string& reason) {
