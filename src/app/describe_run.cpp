@@ -132,8 +132,7 @@ void run_describe_products(DescribeRunOptions o) {
                                                        o.batch_options, *batch_service)
                               : describe_products(products, *writer, answerer.get(), opts);
   std::string text = s.text();
-  // With retried records part of the tokens were on demand; the batch price is named as such.
-  std::string cost = usage_cost_text(s.usage, estimate.price, o.batch);
+  std::string cost = usage_cost_text(s.usage, s.batch_usage, estimate.price);
   if (s.usage.answers > 0 && !cost.empty()) text += "  cost of the tokens used: " + cost + "\n";
   std::fputs(text.c_str(), stdout);
   std::fflush(stdout);

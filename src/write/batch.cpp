@@ -227,6 +227,7 @@ struct BatchRun {
       }
     }
     sum.usage.add(job_usage);
+    sum.batch_usage.add(job_usage);
     state.finished.push_back({{"name", job.name}, {"id", job.id}, {"status", job.status}, {"records", records.size()},
                               {"written", written}, {"failed", failed},
                               {"input_tokens", job_usage.input_tokens}, {"output_tokens", job_usage.output_tokens}});

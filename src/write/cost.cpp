@@ -119,12 +119,16 @@ std::string CostEstimate::text(const PriceTable* table) const {
   return s;
 }
 
-std::string usage_cost_text(const TokenUsage& usage, const ModelPrice* price, bool batch) {
+std::string usage_cost_text(const TokenUsage& usage, const TokenUsage& batch_usage, const ModelPrice* price) {
   if (!price) return "";
-  double c = batch ? cost_of(usage.input_tokens, usage.output_tokens, price->batch_input_per_million,
-                             price->batch_output_per_million)
-                   : cost_of(usage.input_tokens, usage.output_tokens, price->input_per_million, price->output_per_million);
-  return money(c) + (batch ? " at batch prices" : " at on-demand prices");
+  int64_t on_demand_in = usage.input_tokens - batch_usage.input_tokens;
+  int64_t on_demand_out = usage.output_tokens - batch_usage.output_tokens;
+  double on_demand = cost_of(on_demand_in, on_demand_out, price->input_per_million, price->output_per_million);
+  double batch = cost_of(batch_usage.input_tokens, batch_usage.output_tokens, price->batch_input_per_million,
+                         price->batch_output_per_million);
+  if (batch_usage.answers == 0) return money(on_demand) + " at on-demand prices";
+  if (batch_usage.answers == usage.answers) return money(batch) + " at batch prices";
+  return money(on_demand + batch) + " (" + money(batch) + " at batch prices, " + money(on_demand) + " on demand)";
 }
 
 }  // namespace tailor

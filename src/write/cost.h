@@ -51,7 +51,8 @@ struct CostEstimate {
 CostEstimate estimate_cost(const WriterConfig& config, const std::string& writer_model,
                            const std::vector<ProductAttributes>& facts, const PriceTable* table);
 
-// The cost of tokens actually used, on demand or in a batch job; "" when the price is unknown.
-std::string usage_cost_text(const TokenUsage& usage, const ModelPrice* price, bool batch);
+// The cost of the tokens used: `usage` in all, `batch_usage` the part of it answered in batch jobs
+// (at the batch price; the rest at the on-demand price); "" when the price is unknown.
+std::string usage_cost_text(const TokenUsage& usage, const TokenUsage& batch_usage, const ModelPrice* price);
 
 }  // namespace tailor

@@ -80,6 +80,7 @@ struct DescribeSummary {
   int64_t dropped_partial_bytes = 0;  // a torn last line removed from the output on start
   std::map<std::string, std::vector<std::string>> failures;  // reason -> ids
   TokenUsage usage;           // this run's tokens, from the APIs' own counts
+  TokenUsage batch_usage;     // the part of usage answered in batch jobs (the rest: on demand)
   std::string text() const;   // a few lines for people
 };
 

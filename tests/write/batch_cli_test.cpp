@@ -139,12 +139,24 @@ TEST(BatchCli, KilledBedrockRunPicksUpItsJobAndEndsWithEveryProductOnce) {
   EXPECT_NE(r.output.find("resuming Bedrock batch inference job " + arn), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("--retry-failed"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("estimate: " + std::to_string(kProducts) + " requests"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("tokens used"), std::string::npos) << r.output;
+  // The job's token counts (the mock's usage.input_tokens 100 + n, output_tokens 50) at the repo's
+  // batch price for Claude 3 Sonnet (docs/prices.json: $1.5 / $7.5 per million).
+  long long in = 0, out_tokens = 0;
+  for (int n = 1; n <= kProducts; ++n)
+    if (!mock::record_fails(n)) in += 100 + n, out_tokens += 50;
+  EXPECT_NE(r.output.find("tokens used (the API's counts, " + std::to_string(kProducts - failing) + " answers): " +
+                          std::to_string(in) + " input, " + std::to_string(out_tokens) + " output"),
+            std::string::npos)
+      << r.output;
+  char cost[64];
+  std::snprintf(cost, sizeof cost, "cost of the tokens used: $%.4f at batch prices", in * 1.5 / 1e6 + out_tokens * 7.5 / 1e6);
+  EXPECT_NE(r.output.find(cost), std::string::npos) << cost << "\n" << r.output;
   EXPECT_EQ(ids_once(out).size(), static_cast<size_t>(kProducts - failing));
   expect_no_secret(read_file(log) + r.output);
 
   r = test::run_cmd(cmd + " --retry-failed");
   EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("at on-demand prices"), std::string::npos) << r.output;  // the retries ran on demand
   std::set<std::string> ids = ids_once(out);
   EXPECT_EQ(ids.size(), static_cast<size_t>(kProducts));
   EXPECT_EQ(runtime.count(), static_cast<size_t>(failing));

@@ -422,8 +422,10 @@ TEST(CostEstimate, TokensFromThePromptTextAndPricesFromTheTable) {
   EXPECT_NE(text.find("batch:     input $0.0000, at most $0.0010"), std::string::npos) << text;
   EXPECT_NE(text.find("2026-11-30"), std::string::npos) << text;
   TokenUsage used{1000000, 100000, 5};
-  EXPECT_EQ(usage_cost_text(used, e.price, false), "$3.00 at on-demand prices");
-  EXPECT_EQ(usage_cost_text(used, e.price, true), "$1.50 at batch prices");
+  EXPECT_EQ(usage_cost_text(used, TokenUsage{}, e.price), "$3.00 at on-demand prices");
+  EXPECT_EQ(usage_cost_text(used, used, e.price), "$1.50 at batch prices");
+  // 4 answers in batch (800k in, 50k out: $0.80 + $0.25), 1 on demand (200k in, 50k out: $0.40 + $0.50).
+  EXPECT_EQ(usage_cost_text(used, TokenUsage{800000, 50000, 4}, e.price), "$1.95 ($1.05 at batch prices, $0.9000 on demand)");
   EXPECT_EQ(estimate_cost(c, "unknown", facts, &t).text(&t).find("$"), std::string::npos);
 
   write_file_atomic(path, R"({"read_on": "2026-11-30", "source": "s", "models": [{"writer": "openai", "model": "g", "input": 1}]})");
