@@ -48,6 +48,8 @@ void add_describe(CLI::App& app) {
                   "Bedrock batch: the IAM service role Bedrock reads and writes --batch-s3 with");
   cmd->add_option("--batch-endpoint-url", f->batch_options.control_endpoint,
                   "Bedrock batch: control-plane endpoint (else AWS_ENDPOINT_URL_BEDROCK, AWS_ENDPOINT_URL, bedrock.{region}.amazonaws.com)");
+  cmd->add_option("--batch-s3-endpoint-url", f->batch_options.s3_endpoint,
+                  "Bedrock batch: S3 endpoint (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, s3.{region}.amazonaws.com)");
   cmd->add_option("--batch-poll", f->batch_options.poll_seconds, "Seconds between checks of the batch job's status")
       ->capture_default_str();
   cmd->add_option("--batch-min-records", f->batch_options.min_records,

@@ -216,6 +216,53 @@ TEST_F(BatchFixture, AFailedBedrockJobFailsEveryRecordWithItsReasonAndNovaBodies
   EXPECT_TRUE(bedrock.server.problems.empty()) << bedrock.server.problems.front();
 }
 
+TEST_F(BatchFixture, ABedrockCreateRepeatedAfterACrashGetsTheSameJob) {
+  mock::S3 s3(kKeyId, kSecret, "us-west-2");
+  mock::BedrockControl bedrock(s3, kKeyId, kSecret, "us-west-2");
+  setenv("AWS_ENDPOINT_URL_S3", s3.server.url().c_str(), 1);
+  setenv("AWS_ENDPOINT_URL_BEDROCK", bedrock.server.url().c_str(), 1);
+  std::string dir = test::temp_dir("batch-bedrock-create");
+  WriterConfig wc = writer("bedrock", "http://127.0.0.1:1");
+  auto on_demand = make_writer(wc);
+  BatchOptions bo;
+  bo.s3_prefix = "s3://b/p";
+  bo.role_arn = "arn:aws:iam::123456789012:role/R";
+  bo.s3_path_style = true;
+  bo.poll_seconds = 0.001;
+  auto service = make_batch_service(wc, bo);
+  // The first status check is refused (not retried): the run stops with the job created.
+  bool refused = false;
+  bedrock.server.respond = [&](const httplib::Request& r) {
+    if (r.method == "GET" && !refused) {
+      refused = true;
+      return mock::Reply{403, R"({"message":"not now"})", {{"x-amzn-ErrorType", "AccessDeniedException"}}};
+    }
+    return bedrock.handle(r);
+  };
+  DescribeOptions o = options(dir);
+  std::vector<Product> ps = products(105);
+  try {
+    describe_products_batch(ps, wc, *on_demand, nullptr, o, bo, *service);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("GetModelInvocationJob"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("iam:PassRole"), std::string::npos) << e.what();
+  }
+  // The state as a kill between CreateModelInvocationJob and saving its ARN leaves it.
+  std::string state_path = join_path(o.output_jsonl + ".batch", "state.json");
+  json st = json::parse(read_file(state_path));
+  ASSERT_EQ(st["job"]["phase"], "submitted");
+  st["job"]["phase"] = "uploaded";
+  st["job"]["id"] = "";
+  write_file_atomic(state_path, st.dump());
+  DescribeSummary s = describe_products_batch(ps, wc, *on_demand, nullptr, o, bo, *service);
+  EXPECT_EQ(bedrock.creates, 2);       // asked again, with the same clientRequestToken,
+  EXPECT_EQ(bedrock.jobs.size(), 1u);  // and answered with the same job
+  EXPECT_EQ(s.done + s.failed, 105);
+  EXPECT_EQ(lines_of(o.output_jsonl).size(), static_cast<size_t>(s.done));
+  EXPECT_TRUE(bedrock.server.problems.empty()) << bedrock.server.problems.front();
+}
+
 TEST_F(BatchFixture, TooFewRecordsForBedrockIsAClearErrorNotASilentPad) {
   mock::S3 s3(kKeyId, kSecret, "us-west-2");
   mock::BedrockControl bedrock(s3, kKeyId, kSecret, "us-west-2");
