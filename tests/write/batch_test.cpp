@@ -361,6 +361,67 @@ TEST_F(BatchFixture, OpenAIBatchEndsWithEveryProductOnceAndFailedRequestsRetried
   EXPECT_EQ(l.find(kOpenAIKey), std::string::npos);
 }
 
+// Answers every photo "Fabric: Cotton" (sure) and "Fit: Slim" (doubtful, 0.2).
+class SureAndDoubtfulAnswerer : public Answerer {
+ public:
+  SureAndDoubtfulAnswerer() { task_.attributes = {{"Fabric", "What is the fabric?"}, {"Fit", "What is the fit?"}}; }
+  std::vector<Answer> answer(const std::vector<AnswerRequest>& requests, const GenerationOptions&) override {
+    std::vector<Answer> out;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      Answer a;
+      a.text = i % 2 == 0 ? "Fabric: Cotton" : "Fit: Slim";
+      a.confidence = i % 2 == 0 ? 0.9 : 0.2;
+      out.push_back(a);
+    }
+    return out;
+  }
+  const TaskInfo& task() const override { return task_; }
+  std::string name() const override { return "test-model"; }
+
+ private:
+  TaskInfo task_;
+};
+
+TEST_F(BatchFixture, PredictedAttributesGoToTheBatchWithoutTheDoubtfulOnes) {
+  mock::OpenAIBatches api(kOpenAIKey);
+  std::string dir = test::temp_dir("batch-model");
+  std::vector<Product> ps;
+  for (int i = 0; i < 6; ++i) {
+    Product p;
+    p.id = "photo" + std::to_string(i);
+    p.image_path = "unused.jpg";
+    p.attributes = {{"articleType", "Shirts"}};  // the catalog's type, kept after the predictions
+    ps.push_back(p);
+  }
+  WriterConfig wc = writer("openai", api.server.url() + "/v1");
+  auto on_demand = make_writer(wc);
+  BatchOptions bo;
+  bo.poll_seconds = 0.001;
+  auto service = make_batch_service(wc, bo);
+  DescribeOptions o = options(dir);
+  o.batch_size = 4;
+  o.load_image = [](const std::string&) {
+    ImageRGB img;
+    img.width = 2;
+    img.height = 2;
+    img.pixels.assign(12, 0);
+    return img;
+  };
+  SureAndDoubtfulAnswerer answerer;
+  DescribeSummary s = describe_products_batch(ps, wc, *on_demand, &answerer, o, bo, *service);
+  EXPECT_EQ(s.done + s.failed, 6) << s.text();
+  std::string input = api.files["file-in-1"];
+  EXPECT_NE(input.find("Fabric: Cotton, articleType: Shirts"), std::string::npos) << input;
+  EXPECT_EQ(input.find("Fit"), std::string::npos) << "a doubtful attribute went to the writer: " << input;
+  for (const auto& j : lines_of(o.output_jsonl)) {
+    EXPECT_EQ(j["attributes_from"], "test-model");
+    EXPECT_EQ(j["attributes"]["Fit"], "Slim");  // kept in the record, for review
+    EXPECT_EQ(j["needs_review"], true);
+    EXPECT_EQ(j["doubtful"], json::array({"Fit"}));
+    EXPECT_DOUBLE_EQ(j["confidence"]["Fabric"].get<double>(), 0.9);
+  }
+}
+
 TEST_F(BatchFixture, AKilledOpenAISubmitFindsItsBatchInsteadOfCreatingASecond) {
   mock::OpenAIBatches api(kOpenAIKey);
   std::string dir = test::temp_dir("batch-openai-creating");
