@@ -8,6 +8,7 @@
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/text.h"
+#include "write/cost.h"
 #include "write/describe.h"
 
 namespace tailor {
@@ -48,6 +49,41 @@ static std::vector<Product> products_of(const DescribeRunOptions& o) {
   return products_from_images(paths);
 }
 
+// The facts each product's request will carry. With a model the attributes are not known before it
+// answers: each gets every attribute of the model's task with the longest value it has seen (an
+// upper bound), plus what the catalog gives (the article type).
+static std::vector<ProductAttributes> facts_for_estimate(const DescribeRunOptions& o, const std::vector<Product>& products) {
+  std::vector<ProductAttributes> out;
+  ProductAttributes predicted;
+  if (!o.model_dir.empty()) {
+    TaskInfo task = load_task_info(o.model_dir);
+    for (const auto& spec : task.attributes) {
+      std::string longest(16, 'x');  // no values known: a 16-character value
+      auto it = task.values.find(spec.name);
+      if (it != task.values.end() && !it->second.empty()) {
+        longest.clear();
+        for (const auto& v : it->second)
+          if (v.size() > longest.size()) longest = v;
+      }
+      predicted.push_back({spec.name, longest});
+    }
+  }
+  for (const auto& p : products) {
+    if (!p.error.empty()) continue;  // no request for a product that fails before the writer
+    ProductAttributes facts = predicted;
+    for (const auto& a : p.attributes) facts.push_back(a);
+    out.push_back(facts);
+  }
+  return out;
+}
+
+static std::string writer_model_id(const WriterConfig& w) {
+  if (!w.model.empty()) return w.model;
+  if (w.kind == "bedrock") return kDefaultBedrockModel;
+  if (w.kind == "openai") return kDefaultOpenAIModel;
+  return "offline-v1";
+}
+
 void run_describe_products(DescribeRunOptions o) {
   check_sources(o);
   if (!o.system_prompt_file.empty()) o.writer.system_prompt = read_file(o.system_prompt_file);
@@ -55,9 +91,27 @@ void run_describe_products(DescribeRunOptions o) {
   o.writer.http.total_timeout_ms = static_cast<int>(o.timeout_s * 1000);
   o.writer.http.read_timeout_ms = static_cast<int>(o.timeout_s * 1000);
   o.writer.http.connect_timeout_ms = static_cast<int>(o.connect_timeout_s * 1000);
-  std::unique_ptr<Writer> writer = make_writer(o.writer);  // fails now on missing keys / region
+  if (o.batch && o.writer.kind != "bedrock" && o.writer.kind != "openai")
+    throw Error("--batch needs --writer bedrock (Bedrock batch inference) or --writer openai (OpenAI's Batch API)");
+  if (o.batch_options.retry_failed && !o.batch)
+    throw Error("--retry-failed describes the records that failed in batch jobs: it goes with --batch");
 
+  // The estimate comes first and needs no credentials: --estimate-only works before they exist.
   std::vector<Product> products = products_of(o);
+  std::string prices_path = find_price_table(o.prices);
+  std::unique_ptr<PriceTable> prices;
+  if (!prices_path.empty()) prices = std::make_unique<PriceTable>(load_price_table(prices_path));
+  const std::string model_id = writer_model_id(o.writer);
+  CostEstimate estimate = estimate_cost(o.writer, model_id, facts_for_estimate(o, products), prices.get());
+  std::string head = "describe: " + std::to_string(products.size()) + " products selected (those already in " +
+                     o.output + " are skipped by the run)\n";
+  std::fputs((head + estimate.text(prices.get())).c_str(), stdout);
+  std::fflush(stdout);
+  if (o.estimate_only) return;
+
+  std::unique_ptr<Writer> writer = make_writer(o.writer);  // fails now on missing keys / region
+  std::unique_ptr<BatchService> batch_service;
+  if (o.batch) batch_service = make_batch_service(o.writer, o.batch_options);
   std::unique_ptr<Answerer> answerer;
   DescribeOptions opts;
   if (!o.model_dir.empty()) {
@@ -76,9 +130,17 @@ void run_describe_products(DescribeRunOptions o) {
   opts.answer_mode = parse_answer_mode(o.answer);
   opts.review_below_override = o.review_below;
   opts.doubtful_to_writer = o.doubtful_to_writer;
-  DescribeSummary s = describe_products(products, *writer, answerer.get(), opts);
-  std::fputs(s.text().c_str(), stdout);
+  DescribeSummary s = o.batch ? describe_products_batch(products, o.writer, *writer, answerer.get(), opts,
+                                                       o.batch_options, *batch_service)
+                              : describe_products(products, *writer, answerer.get(), opts);
+  std::string text = s.text();
+  std::string cost = usage_cost_text(s.usage, s.batch_usage, estimate.price);
+  if (s.usage.answers > 0 && !cost.empty()) text += "  cost of the tokens used: " + cost + "\n";
+  std::fputs(text.c_str(), stdout);
   std::fflush(stdout);
+  std::fprintf(stderr, "describe: tokens used %lld input, %lld output (%lld answers)\n",
+               static_cast<long long>(s.usage.input_tokens), static_cast<long long>(s.usage.output_tokens),
+               static_cast<long long>(s.usage.answers));
   if (s.failed > 0 || s.not_attempted > 0)
     throw Error(std::to_string(s.failed + s.not_attempted) + " of " + std::to_string(s.total) +
                 " products have no description yet (reasons above); run again to retry them");

@@ -8,6 +8,7 @@
 #include "app/catalog_flags.h"
 #include <vector>
 
+#include "write/batch.h"
 #include "write/writer.h"
 
 namespace tailor {
@@ -34,9 +35,16 @@ struct DescribeRunOptions {
   int retries = 4;
   double timeout_s = 180, connect_timeout_s = 10;
   std::string system_prompt_file;
+  // Batch jobs at the batch price instead of one call per product (write/batch.h).
+  bool batch = false;
+  BatchOptions batch_options;
+  // The cost estimate, printed before every run; estimate_only prints it and stops.
+  bool estimate_only = false;
+  std::string prices;  // the price table; "" = write/cost.h find_price_table
 };
 
-// Prints the summary; throws Error when some products are left without a description.
+// Prints the cost estimate, then (unless estimate_only) runs and prints the summary with the tokens
+// used; throws Error when some products are left without a description.
 void run_describe_products(DescribeRunOptions o);
 
 }  // namespace tailor

@@ -1,11 +1,10 @@
 #include "catalog/download_cache.h"
 
-#include <ctime>
-
 #include "util/aws_config.h"
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/http_client.h"
+#include "util/s3.h"
 
 namespace tailor {
 
@@ -21,25 +20,6 @@ static std::mutex g_write_mu;
 
 bool is_remote_location(const std::string& s) {
   return s.rfind("http://", 0) == 0 || s.rfind("https://", 0) == 0 || s.rfind("s3://", 0) == 0;
-}
-
-// s3://bucket/key → (bucket, key); throws Error naming the URI.
-static std::pair<std::string, std::string> split_s3_uri(const std::string& uri) {
-  std::string rest = uri.substr(5);
-  size_t slash = rest.find('/');
-  if (slash == std::string::npos || slash == 0 || slash + 1 >= rest.size())
-    throw Error("\"" + uri + "\" is not s3://bucket/key");
-  return {rest.substr(0, slash), rest.substr(slash + 1)};
-}
-
-std::string s3_object_url(const std::string& s3_uri, const std::string& endpoint, bool path_style) {
-  auto [bucket, key] = split_s3_uri(s3_uri);
-  ParsedUrl e = parse_url(endpoint);
-  std::string port = e.port.empty() ? "" : ":" + e.port;
-  std::string base = e.path == "/" ? "" : e.path;
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  if (path_style) return e.scheme + "://" + e.host + port + base + "/" + bucket + "/" + uri_encode(key, true);
-  return e.scheme + "://" + bucket + "." + e.host + port + base + "/" + uri_encode(key, true);
 }
 
 DownloadCache::DownloadCache(DownloadOptions options) : o_(std::move(options)) {}
@@ -78,19 +58,7 @@ Download DownloadCache::download(const std::string& location, int64_t max_bytes)
   if (location.rfind("s3://", 0) == 0) {
     resolve_s3();
     req.url = s3_object_url(location, endpoint_, o_.path_style);
-    ParsedUrl u = parse_url(req.url);
-    SigV4Request sreq;
-    sreq.method = "GET";
-    sreq.path = u.path;
-    sreq.headers = {{"x-amz-content-sha256", sha256_hex("")}};
-    SigV4Options so;
-    so.region = region_;
-    so.service = "s3";
-    so.amz_date = amz_date_from_unix(static_cast<int64_t>(std::time(nullptr)));
-    so.normalize_path = false;  // S3 signs the path exactly as sent
-    so.encode_path = false;
-    sigv4_sign_request(sreq, u.host_header(), creds_, so);
-    req.headers = sreq.headers;
+    req = s3_signed_request("GET", req.url, "", {}, creds_, region_);
     secrets = {creds_.secret_access_key, creds_.session_token};
   } else {
     req.url = location;

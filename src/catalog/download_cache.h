@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 
+#include "util/s3.h"
 #include "util/sigv4.h"
 
 namespace tailor {
@@ -44,8 +45,7 @@ struct Download {
 
 bool is_remote_location(const std::string& location);  // http://, https:// or s3://
 
-// The https URL an s3://bucket/key is fetched from (its key percent-encoded as S3 signs it).
-std::string s3_object_url(const std::string& s3_uri, const std::string& endpoint, bool path_style);
+// s3_object_url (the https URL of an s3://bucket/key) is util/s3.h's.
 
 class DownloadCache {
  public:

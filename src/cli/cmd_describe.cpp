@@ -42,7 +42,28 @@ void add_describe(CLI::App& app) {
   cmd->add_option("--connect-timeout", f->connect_timeout_s, "Seconds to connect");
   cmd->add_option("--retries", f->retries, "Retries on throttling, 5xx and network errors");
   cmd->add_flag("--quiet,-q", f->quiet, "No progress bar");
-  cmd->callback([f] { run_describe_products(*f); });
+  cmd->add_flag("--batch", f->batch,
+                "One batch job at the batch price (about half): Bedrock batch inference (--writer bedrock) or OpenAI's "
+                "Batch API (--writer openai); resumable, the job's state in <output>.batch/");
+  cmd->add_option("--batch-s3", f->batch_options.s3_prefix, "Bedrock batch: s3://bucket/prefix for the job's records and output");
+  cmd->add_option("--batch-role-arn", f->batch_options.role_arn,
+                  "Bedrock batch: the IAM service role Bedrock reads and writes --batch-s3 with");
+  cmd->add_option("--batch-endpoint-url", f->batch_options.control_endpoint,
+                  "Bedrock batch: control-plane endpoint (else AWS_ENDPOINT_URL_BEDROCK, AWS_ENDPOINT_URL, bedrock.{region}.amazonaws.com)");
+  cmd->add_option("--batch-s3-endpoint-url", f->batch_options.s3_endpoint,
+                  "Bedrock batch: S3 endpoint (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, s3.{region}.amazonaws.com)");
+  cmd->add_option("--batch-poll", f->batch_options.poll_seconds, "Seconds between checks of the batch job's status")
+      ->capture_default_str();
+  cmd->add_option("--batch-min-records", f->batch_options.min_records,
+                  "Fewest records a batch job may have (default: Bedrock's quota of 100; OpenAI 1)");
+  cmd->add_flag("--retry-failed", f->batch_options.retry_failed,
+                "With --batch: describe the records that failed in finished batch jobs on demand");
+  cmd->add_flag("--estimate-only", f->estimate_only, "Print the cost estimate (tokens, on-demand and batch price) and stop");
+  cmd->add_option("--prices", f->prices, "Price table (JSON; default docs/prices.json, or $TAILOR_PRICES)");
+  cmd->callback([f] {
+    f->batch_options.s3_path_style = f->catalog.s3_path_style;  // one flag for how S3 is addressed
+    run_describe_products(*f);
+  });
 }
 
 }  // namespace tailor::cli

@@ -47,7 +47,7 @@ void add_catalog_flags(CLI::App* cmd, CatalogFlags& c, bool required, const std:
   cmd->add_option("--" + s3_prefix + "region", c.region, "S3 region (else AWS_REGION, AWS_DEFAULT_REGION, the profile's)");
   cmd->add_option("--" + s3_prefix + "endpoint-url", c.endpoint_url,
                   "S3-compatible endpoint (else AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS's)");
-  cmd->add_flag("--s3-path-style", c.s3_path_style, "S3 path-style URLs (endpoint/bucket/key) instead of bucket.endpoint/key");
+  cmd->add_flag("--s3-path-style", c.s3_path_style, "S3 path-style URLs (endpoint/bucket/key) instead of bucket.endpoint/key (catalog, and describe --batch-s3)");
 }
 
 }  // namespace tailor::cli

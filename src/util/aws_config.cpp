@@ -139,6 +139,10 @@ std::string resolve_bedrock_endpoint(const std::string& flag_endpoint, const std
                           "https://bedrock-runtime." + region + ".amazonaws.com");
 }
 
+std::string resolve_bedrock_control_endpoint(const std::string& flag_endpoint, const std::string& region) {
+  return resolve_endpoint(flag_endpoint, "AWS_ENDPOINT_URL_BEDROCK", "https://bedrock." + region + ".amazonaws.com");
+}
+
 std::string resolve_s3_endpoint(const std::string& flag_endpoint, const std::string& region) {
   return resolve_endpoint(flag_endpoint, "AWS_ENDPOINT_URL_S3", "https://s3." + region + ".amazonaws.com");
 }

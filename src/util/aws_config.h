@@ -23,6 +23,10 @@ std::string resolve_aws_region(const std::string& flag_region);
 // https://bedrock-runtime.{region}.amazonaws.com. No trailing slash.
 std::string resolve_bedrock_endpoint(const std::string& flag_endpoint, const std::string& region);
 
+// Bedrock's control plane (batch inference jobs): the flag, else AWS_ENDPOINT_URL_BEDROCK, else
+// AWS_ENDPOINT_URL, else https://bedrock.{region}.amazonaws.com. No trailing slash.
+std::string resolve_bedrock_control_endpoint(const std::string& flag_endpoint, const std::string& region);
+
 // --endpoint-url, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else https://s3.{region}.amazonaws.com.
 std::string resolve_s3_endpoint(const std::string& flag_endpoint, const std::string& region);
 

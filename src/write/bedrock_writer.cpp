@@ -77,6 +77,7 @@ class BedrockWriter : public Writer {
       throw Error(redact("Bedrock's answer has no " + std::string(where) + " (model \"" + model_ + "\"): " +
                              error_body_message(r.body, secrets()), secrets()));
     std::string text = (*content)["content"][0]["text"].get<std::string>();
+    add_usage(usage_of_answer(j));
     if (text.empty()) throw Error("Bedrock returned an empty description (model \"" + model_ + "\")");
     return text;
   }

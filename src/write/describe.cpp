@@ -178,11 +178,79 @@ void write_describe_csv(const std::string& jsonl_path, const std::string& csv_pa
   write_file_atomic(csv_path, out);
 }
 
+ProductAttributes writer_facts(const Product& p, bool doubtful_to_writer) {
+  ProductAttributes facts;
+  for (const auto& a : p.attributes)
+    if (doubtful_to_writer || std::find(p.doubtful.begin(), p.doubtful.end(), a.name) == p.doubtful.end())
+      facts.push_back(a);
+  return facts;
+}
+
+std::string describe_record_line(const Product& p, const std::string& description, const std::string& writer_name,
+                                 const std::string& writer_model, const std::string& attributes_from) {
+  ordered_json line;
+  line["id"] = p.id;
+  line["attributes"] = ordered_json::object();
+  for (const auto& a : p.attributes) line["attributes"][a.name] = a.value;
+  if (!p.confidence.empty()) {
+    line["confidence"] = ordered_json::object();
+    for (const auto& a : p.attributes)
+      if (p.confidence.count(a.name)) line["confidence"][a.name] = p.confidence.at(a.name);
+    line["needs_review"] = !p.doubtful.empty();
+    line["doubtful"] = p.doubtful;
+  }
+  line["description"] = description;
+  line["writer"] = writer_name;
+  line["model"] = writer_model;
+  line["attributes_from"] = attributes_from;
+  return line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+DescribeOutput::DescribeOutput(const std::string& jsonl_path, const std::function<void(const std::string&)>& log)
+    : path_(jsonl_path) {
+  if (jsonl_path.empty()) throw Error("describe needs an output path (--output)");
+  std::string parent = std::filesystem::path(jsonl_path).parent_path().string();
+  if (!parent.empty()) make_dirs(parent);
+  // One run per output: a second one would write every product again (duplicate ids).
+  try {
+    lock_ = std::make_unique<FileLock>(jsonl_path + ".lock");
+  } catch (const Error& e) {
+    throw Error("another tailor describe is writing " + jsonl_path + " (" + e.what() +
+                "); wait for it to finish or choose another --output");
+  }
+  ResumeState resume = read_describe_output(jsonl_path);
+  dropped_partial_bytes_ = resume.dropped_partial_bytes;
+  if (resume.dropped_partial_bytes > 0 && log)
+    log("describe: dropped a partial last line (" + std::to_string(resume.dropped_partial_bytes) + " bytes) from " +
+        jsonl_path + ", left by an interrupted run");
+  ids_.insert(resume.ids.begin(), resume.ids.end());
+}
+
+DescribeOutput::~DescribeOutput() = default;
+
+bool DescribeOutput::has(const std::string& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ids_.count(id) > 0;
+}
+
+bool DescribeOutput::append(const Product& p, const std::string& description, const std::string& writer_name,
+                            const std::string& writer_model, const std::string& attributes_from) {
+  std::string line = describe_record_line(p, description, writer_name, writer_model, attributes_from);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (ids_.count(p.id)) return false;  // every product once, whichever path described it
+  append_line_durable(path_, line);
+  ids_.insert(p.id);
+  return true;
+}
+
 std::string DescribeSummary::text() const {
   std::string s = "describe: " + std::to_string(total) + " products: " + std::to_string(done) + " written, " +
                   std::to_string(skipped) + " skipped (already in the output), " + std::to_string(failed) + " failed";
   if (not_attempted > 0) s += ", " + std::to_string(not_attempted) + " not attempted (stopped early)";
   s += "\n";
+  if (usage.answers > 0)
+    s += "  tokens used (the API's counts, " + std::to_string(usage.answers) + " answers): " +
+         std::to_string(usage.input_tokens) + " input, " + std::to_string(usage.output_tokens) + " output\n";
   if (dropped_partial_bytes > 0)
     s += "  dropped a partial last line (" + std::to_string(dropped_partial_bytes) +
          " bytes) left by an interrupted run; that product was redone\n";
@@ -226,12 +294,8 @@ struct ProductQueue {
   }
 };
 
-// The attributes of `ready` predicted by the model: one request per attribute of its task, the
-// requests of a photo sharing its image, all in one answer() call. Returns the products that got
-// them; `failed` is called for each that did not (photo unreadable, model error).
-static std::vector<Product> predict_attributes(std::vector<Product> ready, Answerer& answerer,
-                                               const DescribeOptions& options,
-                                               const std::function<void(const std::string&, const std::string&)>& failed) {
+std::vector<Product> predict_attributes(std::vector<Product> ready, Answerer& answerer, const DescribeOptions& options,
+                                        const std::function<void(const std::string&, const std::string&)>& failed) {
   const auto& specs = answerer.task().attributes;
   std::vector<AnswerRequest> requests;
   std::vector<Product> predicted;
@@ -277,7 +341,16 @@ static std::vector<Product> predict_attributes(std::vector<Product> ready, Answe
 
 DescribeSummary describe_products(const std::vector<Product>& products, const Writer& writer, Answerer* answerer,
                                   const DescribeOptions& options) {
-  if (options.output_jsonl.empty()) throw Error("describe needs an output path (--output)");
+  DescribeOutput output(options.output_jsonl, options.log ? options.log : [](const std::string& s) {
+    std::fprintf(stderr, "%s\n", s.c_str());
+  });
+  DescribeSummary sum = describe_into(output, products, writer, answerer, options);
+  if (!options.output_csv.empty()) write_describe_csv(options.output_jsonl, options.output_csv);
+  return sum;
+}
+
+DescribeSummary describe_into(DescribeOutput& output, const std::vector<Product>& products, const Writer& writer,
+                              Answerer* answerer, const DescribeOptions& options) {
   if (options.concurrency < 1) throw Error("--concurrency must be at least 1");
   if (options.batch_size < 1) throw Error("--batch-size must be at least 1");
   if (answerer && !options.load_image) throw Error("describe with a model needs an image loader");
@@ -285,27 +358,12 @@ DescribeSummary describe_products(const std::vector<Product>& products, const Wr
     if (options.log) options.log(s);
     else std::fprintf(stderr, "%s\n", s.c_str());
   };
-  std::string parent = std::filesystem::path(options.output_jsonl).parent_path().string();
-  if (!parent.empty()) make_dirs(parent);
-  // One run per output: a second one would write every product again (duplicate ids).
-  std::unique_ptr<FileLock> lock;
-  try {
-    lock = std::make_unique<FileLock>(options.output_jsonl + ".lock");
-  } catch (const Error& e) {
-    throw Error("another tailor describe is writing " + options.output_jsonl + " (" + e.what() +
-                "); wait for it to finish or choose another --output");
-  }
-
   DescribeSummary sum;
   sum.total = static_cast<int64_t>(products.size());
-  ResumeState resume = read_describe_output(options.output_jsonl);
-  sum.dropped_partial_bytes = resume.dropped_partial_bytes;
-  if (resume.dropped_partial_bytes > 0)
-    log("describe: dropped a partial last line (" + std::to_string(resume.dropped_partial_bytes) + " bytes) from " +
-        options.output_jsonl + ", left by an interrupted run");
-  std::set<std::string> done_ids(resume.ids.begin(), resume.ids.end());
+  sum.dropped_partial_bytes = output.dropped_partial_bytes();
+  const TokenUsage usage_before = writer.usage();
 
-  std::mutex mu;  // guards sum, the output file and consecutive_failures
+  std::mutex mu;  // guards sum and consecutive_failures (the output has its own lock)
   int consecutive_failures = 0;
   std::atomic<bool> stop{false};
   auto fail = [&](const std::string& id, const std::string& reason) {
@@ -316,7 +374,7 @@ DescribeSummary describe_products(const std::vector<Product>& products, const Wr
 
   std::vector<const Product*> todo;
   for (const auto& p : products) {
-    if (done_ids.count(p.id)) sum.skipped++;
+    if (output.has(p.id)) sum.skipped++;
     else todo.push_back(&p);
   }
   std::unique_ptr<Progress> progress;
@@ -325,7 +383,8 @@ DescribeSummary describe_products(const std::vector<Product>& products, const Wr
     if (progress) progress->add(1);
   };
 
-  std::string attributes_from = answerer ? answerer->name() : "catalog";
+  std::string attributes_from =
+      !options.attributes_from.empty() ? options.attributes_from : answerer ? answerer->name() : "catalog";
   ProductQueue queue;
   queue.capacity = static_cast<size_t>(options.concurrency) * 2;
   std::vector<std::thread> workers;
@@ -340,31 +399,13 @@ DescribeSummary describe_products(const std::vector<Product>& products, const Wr
         }
         try {
           if (p.attributes.empty()) throw Error("no attributes to describe");
-          ProductAttributes facts;
-          for (const auto& a : p.attributes)
-            if (options.doubtful_to_writer || std::find(p.doubtful.begin(), p.doubtful.end(), a.name) == p.doubtful.end())
-              facts.push_back(a);
+          ProductAttributes facts = writer_facts(p, options.doubtful_to_writer);
           // Nothing sure enough to write from: the line still records the predictions, for review.
           std::string text = facts.empty() ? std::string() : writer.write(facts);
-          ordered_json line;
-          line["id"] = p.id;
-          line["attributes"] = ordered_json::object();
-          for (const auto& a : p.attributes) line["attributes"][a.name] = a.value;
-          if (!p.confidence.empty()) {
-            line["confidence"] = ordered_json::object();
-            for (const auto& a : p.attributes)
-              if (p.confidence.count(a.name)) line["confidence"][a.name] = p.confidence.at(a.name);
-            line["needs_review"] = !p.doubtful.empty();
-            line["doubtful"] = p.doubtful;
-          }
-          line["description"] = text;
-          line["writer"] = writer.name();
-          line["model"] = writer.model();
-          line["attributes_from"] = attributes_from;
-          std::string s = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+          bool written = output.append(p, text, writer.name(), writer.model(), attributes_from);
           std::lock_guard<std::mutex> lock(mu);
-          append_line_durable(options.output_jsonl, s);
-          sum.done++;
+          if (written) sum.done++;
+          else sum.skipped++;
           consecutive_failures = 0;
         } catch (const std::exception& e) {
           fail(p.id, e.what());
@@ -408,8 +449,11 @@ DescribeSummary describe_products(const std::vector<Product>& products, const Wr
   queue.close();
   for (auto& w : workers) w.join();
   if (progress) progress->finish();
-
-  if (!options.output_csv.empty()) write_describe_csv(options.output_jsonl, options.output_csv);
+  // This run's share of the writer's token counts (the writer may have served earlier runs).
+  TokenUsage after = writer.usage();
+  sum.usage.input_tokens = after.input_tokens - usage_before.input_tokens;
+  sum.usage.output_tokens = after.output_tokens - usage_before.output_tokens;
+  sum.usage.answers = after.answers - usage_before.answers;
   return sum;
 }
 

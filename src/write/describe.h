@@ -9,6 +9,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include "core/attributes.h"
 #include "core/image.h"
 #include "infer/answerer.h"
+#include "util/fs.h"
 #include "write/writer.h"
 
 namespace tailor {
@@ -58,6 +61,9 @@ struct DescribeOptions {
   double review_below = 0.5;
   double review_below_override = -1;
   bool doubtful_to_writer = false;  // false: doubtful attributes are left out of the writer's facts
+  // The lines' "attributes_from"; "" = the answerer's name, or "catalog" without one (batch retries
+  // of predicted products set the model's name, which they no longer run).
+  std::string attributes_from;
   // Model mode only: reads a photo. app/describe_run passes catalog/images.h load_image; tests pass their own.
   std::function<ImageRGB(const std::string& path)> load_image;
   int stop_after_consecutive_failures = 10;  // a dead endpoint or bad key stops the run early
@@ -73,8 +79,43 @@ struct DescribeSummary {
   int64_t not_attempted = 0;  // left when the run stopped early
   int64_t dropped_partial_bytes = 0;  // a torn last line removed from the output on start
   std::map<std::string, std::vector<std::string>> failures;  // reason -> ids
+  TokenUsage usage;           // this run's tokens, from the APIs' own counts
+  TokenUsage batch_usage;     // the part of usage answered in batch jobs (the rest: on demand)
   std::string text() const;   // a few lines for people
 };
+
+// describe's output file, held by one run: the flock on <output>.lock, the ids already written (a
+// torn last line dropped and reported through `log`), and append(): one whole line per product
+// with one write(2) + fdatasync. The on-demand loop and the batch jobs (write/batch.h) write
+// through this one class, so the file has one writer and every product is in it once.
+class DescribeOutput {
+ public:
+  DescribeOutput(const std::string& jsonl_path, const std::function<void(const std::string&)>& log);
+  ~DescribeOutput();
+  DescribeOutput(const DescribeOutput&) = delete;
+  DescribeOutput& operator=(const DescribeOutput&) = delete;
+  const std::string& path() const { return path_; }
+  bool has(const std::string& id) const;  // thread-safe
+  int64_t dropped_partial_bytes() const { return dropped_partial_bytes_; }
+  // Appends the product's line; false (nothing written) when its id is already in the output.
+  // Thread-safe.
+  bool append(const Product& p, const std::string& description, const std::string& writer_name,
+              const std::string& writer_model, const std::string& attributes_from);
+
+ private:
+  std::string path_;
+  std::unique_ptr<FileLock> lock_;
+  mutable std::mutex mu_;
+  std::set<std::string> ids_;
+  int64_t dropped_partial_bytes_ = 0;
+};
+
+// One output line: {"id", "attributes", ["confidence", "needs_review", "doubtful"], "description",
+// "writer", "model", "attributes_from"}.
+std::string describe_record_line(const Product& p, const std::string& description, const std::string& writer_name,
+                                 const std::string& writer_model, const std::string& attributes_from);
+// The facts a writer gets: the product's attributes, without the doubtful ones unless asked.
+ProductAttributes writer_facts(const Product& p, bool doubtful_to_writer);
 
 // Describes every product not yet in options.output_jsonl. With `answerer` (may be null) the
 // attributes are predicted: for each photo, one AnswerRequest per attribute of answerer->task(),
@@ -82,6 +123,15 @@ struct DescribeSummary {
 // attributes, their confidences (choice answers), needs_review and the doubtful attributes.
 DescribeSummary describe_products(const std::vector<Product>& products, const Writer& writer, Answerer* answerer,
                                   const DescribeOptions& options);
+// The same into an output already held (describe_products opens it, runs this, writes the CSV).
+DescribeSummary describe_into(DescribeOutput& output, const std::vector<Product>& products, const Writer& writer,
+                              Answerer* answerer, const DescribeOptions& options);
+
+// The attributes of `ready` predicted by the model (one request per attribute of its task, the
+// requests of a photo sharing its image, all in one answer() call). Returns the products that got
+// them; `failed` is called for each that did not (photo unreadable, model error).
+std::vector<Product> predict_attributes(std::vector<Product> ready, Answerer& answerer, const DescribeOptions& options,
+                                        const std::function<void(const std::string&, const std::string&)>& failed);
 
 // The confidence below which a predicted attribute is doubtful (see DescribeOptions).
 double review_threshold(const TaskInfo& task, const std::string& attribute, const DescribeOptions& options);

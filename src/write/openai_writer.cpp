@@ -61,6 +61,7 @@ class OpenAIWriter : public Writer {
       throw Error(redact(shown_url_ + ": the answer has no choices[0].message.content (model \"" + model_ +
                              "\"): " + error_body_message(r.body, secrets()), secrets()));
     std::string text = content->get<std::string>();
+    add_usage(usage_of_answer(j));
     if (text.empty()) throw Error(shown_url_ + " returned an empty description (model \"" + model_ + "\")");
     return text;
   }

@@ -53,6 +53,31 @@ std::string error_body_message(const std::string& body, const std::vector<std::s
   return msg.empty() ? "(empty body)" : msg;
 }
 
+TokenUsage usage_of_answer(const nlohmann::json& body) {
+  TokenUsage u;
+  if (!body.is_object()) return u;
+  auto count = [](const nlohmann::json& o, const char* k) -> int64_t {
+    return o.is_object() && o.contains(k) && o[k].is_number_integer() ? o[k].get<int64_t>() : -1;
+  };
+  const nlohmann::json none;
+  const nlohmann::json& usage = body.contains("usage") ? body["usage"] : none;
+  for (auto [in, out] : {std::pair{"inputTokens", "outputTokens"}, std::pair{"input_tokens", "output_tokens"},
+                         std::pair{"prompt_tokens", "completion_tokens"}}) {
+    if (count(usage, in) >= 0 && count(usage, out) >= 0) {
+      u.input_tokens = count(usage, in);
+      u.output_tokens = count(usage, out);
+      u.answers = 1;
+      return u;
+    }
+  }
+  if (count(body, "prompt_token_count") >= 0 && count(body, "generation_token_count") >= 0) {
+    u.input_tokens = count(body, "prompt_token_count");
+    u.output_tokens = count(body, "generation_token_count");
+    u.answers = 1;
+  }
+  return u;
+}
+
 std::vector<std::string> known_secrets(const std::vector<std::string>& extra) {
   std::vector<std::string> out = extra;
   for (const char* name : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK",

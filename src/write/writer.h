@@ -2,7 +2,10 @@
 // writers behind it: offline (default, deterministic, no network), bedrock (Claude on Amazon
 // Bedrock, SigV4 or a Bedrock API key) and openai (any OpenAI-compatible /chat/completions server).
 #pragma once
+#include <cstdint>
 #include <memory>
+#include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,6 +43,24 @@ struct WriterConfig {
   HttpOptions http;
 };
 
+// Tokens as the APIs count them (summed over the answers that reported a count).
+struct TokenUsage {
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  int64_t answers = 0;  // answers that carried a count
+  void add(const TokenUsage& u) {
+    input_tokens += u.input_tokens;
+    output_tokens += u.output_tokens;
+    answers += u.answers;
+  }
+};
+
+// The token counts of one model answer, whichever API's shape it has: Converse and Nova
+// (usage.inputTokens/outputTokens), Anthropic (usage.input_tokens/output_tokens), OpenAI
+// (usage.prompt_tokens/completion_tokens), Llama on Bedrock (prompt_token_count/generation_token_count).
+// answers = 0 when the body has none.
+TokenUsage usage_of_answer(const nlohmann::json& body);
+
 class Writer {
  public:
   virtual ~Writer() = default;
@@ -47,6 +68,21 @@ class Writer {
   virtual std::string write(const ProductAttributes& attributes) const = 0;
   virtual std::string name() const = 0;   // "offline", "bedrock", "openai"
   virtual std::string model() const = 0;  // the model id used ("offline-v1" for the offline writer)
+  // Tokens used so far by this writer's calls, from the APIs' own counts (the offline writer: none).
+  TokenUsage usage() const {
+    std::lock_guard<std::mutex> lock(usage_mu_);
+    return usage_;
+  }
+
+ protected:
+  void add_usage(const TokenUsage& u) const {
+    std::lock_guard<std::mutex> lock(usage_mu_);
+    usage_.add(u);
+  }
+
+ private:
+  mutable std::mutex usage_mu_;
+  mutable TokenUsage usage_;
 };
 
 // Checks the configuration (credentials, region, key variable) up front and throws Error when it

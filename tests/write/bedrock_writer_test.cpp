@@ -382,3 +382,47 @@ TEST_F(BedrockFixture, ConverseAnswersWithoutTextAndUnknownApisAreErrors) {
     EXPECT_NE(std::string(err.what()).find("converse or invoke"), std::string::npos) << err.what();
   }
 }
+
+TEST_F(BedrockFixture, ConverseThrottlingAnd5xxAreRetriedEverySignatureCheckedAndTokensCounted) {
+  mock::Server s;
+  s.script = {{429, R"({"message":"Too many requests"})", {{"x-amzn-ErrorType", "ThrottlingException"}}},
+              {400, R"({"__type":"com.amazon.coral.service#ThrottlingException","message":"Rate exceeded"})"},
+              {502, R"({"message":"Bad gateway"})"},
+              {200, converse_ok("Retried into shape.")},
+              {200, converse_ok("And once more.")}};
+  s.check = [](const httplib::Request& r) -> std::string {
+    if (r.target != "/model/amazon.nova-lite-v1%3A0/converse") return "path " + r.target;
+    return mock::verify_sigv4(r, kKeyId, kSecret, "us-west-2", "bedrock");
+  };
+  WriterConfig c = config(s);
+  c.bedrock_api = "converse";
+  c.model = "amazon.nova-lite-v1:0";
+  c.http.max_attempts = 4;
+  auto w = make_writer(c);
+  EXPECT_EQ(w->write(shirt()), "Retried into shape.");
+  EXPECT_EQ(w->write(shirt()), "And once more.");
+  EXPECT_EQ(s.count(), 5u);
+  EXPECT_TRUE(s.problems.empty()) << s.problems[0];  // every attempt signed afresh and correctly
+  ASSERT_EQ(log.size(), 3u);
+  EXPECT_NE(log[0].find("ThrottlingException"), std::string::npos) << log[0];
+  EXPECT_NE(log[2].find("502"), std::string::npos) << log[2];
+  // The answers' usage.inputTokens/outputTokens (120/30 each), summed.
+  TokenUsage u = w->usage();
+  EXPECT_EQ(u.input_tokens, 240);
+  EXPECT_EQ(u.output_tokens, 60);
+  EXPECT_EQ(u.answers, 2);
+}
+
+TEST_F(BedrockFixture, InvokeModelTokensComeFromAnthropicsUsage) {
+  mock::Server s;
+  auto body = nlohmann::json::parse(ok_body("Counted."));
+  body["usage"] = {{"input_tokens", 77}, {"output_tokens", 12}};
+  s.script = {{503, R"({"message":"busy"})", {{"x-amzn-ErrorType", "ServiceUnavailableException"}}}, {200, body.dump()}};
+  s.check = [](const httplib::Request& r) { return check_bedrock_request(r, false); };
+  auto w = make_writer(config(s));
+  EXPECT_EQ(w->write(shirt()), "Counted.");
+  EXPECT_EQ(s.count(), 2u);
+  EXPECT_TRUE(s.problems.empty()) << s.problems[0];
+  EXPECT_EQ(w->usage().input_tokens, 77);
+  EXPECT_EQ(w->usage().output_tokens, 12);
+}

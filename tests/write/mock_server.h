@@ -6,7 +6,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <cstdlib>
 #include <mutex>
@@ -23,8 +25,9 @@ struct Reply {
   int delay_ms = 0;
 };
 
-// Serves POST requests on 127.0.0.1 from a script of replies (the last one repeats); each received
-// request is kept, and `check` (if set) may record a problem with it.
+// Serves requests on 127.0.0.1 from a script of replies (the last one repeats), or from `respond`
+// when set (a stateful service: S3's objects, a batch job's states); each received request is kept,
+// and `check` (if set) may record a problem with it. POST, GET, PUT and DELETE.
 struct Server {
   httplib::Server svr;
   std::thread thread;
@@ -35,9 +38,10 @@ struct Server {
   std::vector<httplib::Request> received;
   std::vector<std::string> problems;  // from check()
   std::function<std::string(const httplib::Request&)> check;  // "" = fine
+  std::function<Reply(const httplib::Request&)> respond;      // called under the lock
 
   Server() {
-    svr.Post(R"(/.*)", [this](const httplib::Request& req, httplib::Response& res) {
+    auto handle = [this](const httplib::Request& req, httplib::Response& res) {
       Reply r;
       {
         std::lock_guard<std::mutex> lock(mu);
@@ -46,14 +50,19 @@ struct Server {
           std::string why = check(req);
           if (!why.empty()) problems.push_back(why);
         }
-        r = script.empty() ? Reply{500, "{\"message\":\"no script\"}"} : script[std::min(next, script.size() - 1)];
+        if (respond) r = respond(req);
+        else r = script.empty() ? Reply{500, "{\"message\":\"no script\"}"} : script[std::min(next, script.size() - 1)];
         next++;
       }
       if (r.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(r.delay_ms));
       res.status = r.status;
       for (const auto& h : r.headers) res.set_header(h.first.c_str(), h.second);
       res.set_content(r.body, "application/json");
-    });
+    };
+    svr.Post(R"(/.*)", handle);
+    svr.Get(R"(/.*)", handle);
+    svr.Put(R"(/.*)", handle);
+    svr.Delete(R"(/.*)", handle);
     port = svr.bind_to_any_port("127.0.0.1");
     thread = std::thread([this] { svr.listen_after_bind(); });
     while (!svr.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -117,9 +126,49 @@ inline std::string field(const std::string& auth, const std::string& key) {
   return auth.substr(p, e == std::string::npos ? std::string::npos : e - p);
 }
 
-// Recomputes the signature of `req` from what arrived on the wire; "" when it matches.
+inline std::string decode_percent(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      out.push_back((char)std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// The canonical query string of the raw target: each name and value decoded, then encoded as
+// RFC 3986 unreserved-only, pairs sorted by name then value, "name=value" joined with '&'.
+inline std::string canonical_query_of(const std::string& target) {
+  size_t q = target.find('?');
+  if (q == std::string::npos) return "";
+  std::string query = target.substr(q + 1);
+  std::vector<std::pair<std::string, std::string>> pairs;
+  size_t s = 0;
+  while (s <= query.size()) {
+    size_t amp = query.find('&', s);
+    if (amp == std::string::npos) amp = query.size();
+    std::string part = query.substr(s, amp - s);
+    if (!part.empty()) {
+      size_t eq = part.find('=');
+      std::string name = eq == std::string::npos ? part : part.substr(0, eq);
+      std::string value = eq == std::string::npos ? "" : part.substr(eq + 1);
+      pairs.push_back({encode_segment(decode_percent(name)), encode_segment(decode_percent(value))});
+    }
+    s = amp + 1;
+  }
+  std::sort(pairs.begin(), pairs.end());
+  std::string out;
+  for (const auto& p : pairs) out += (out.empty() ? "" : "&") + p.first + "=" + p.second;
+  return out;
+}
+
+// Recomputes the signature of `req` from what arrived on the wire; "" when it matches. S3 signs
+// the path as sent (`s3_path`); every other service encodes each segment of it once more.
 inline std::string verify_sigv4(const httplib::Request& req, const std::string& access_key, const std::string& secret,
-                                const std::string& region, const std::string& service) {
+                                const std::string& region, const std::string& service, bool s3_path = false) {
   std::string auth = req.get_header_value("Authorization");
   if (auth.rfind("AWS4-HMAC-SHA256 ", 0) != 0) return "no SigV4 Authorization header";
   std::string cred = field(auth, "Credential"), signed_list = field(auth, "SignedHeaders"),
@@ -137,7 +186,8 @@ inline std::string verify_sigv4(const httplib::Request& req, const std::string& 
   while (start <= target.size()) {
     size_t slash = target.find('/', start);
     if (slash == std::string::npos) slash = target.size();
-    curi += "/" + encode_segment(target.substr(start, slash - start));
+    std::string segment = target.substr(start, slash - start);
+    curi += "/" + (s3_path ? segment : encode_segment(segment));
     start = slash + 1;
   }
   std::string cheaders;
@@ -151,7 +201,10 @@ inline std::string verify_sigv4(const httplib::Request& req, const std::string& 
     cheaders += name + ":" + v + "\n";
     s = semi + 1;
   }
-  std::string creq = req.method + "\n" + curi + "\n\n" + cheaders + "\n" + signed_list + "\n" + sha256(req.body);
+  // S3 also signs the body's hash it is sent in x-amz-content-sha256: it must be the body's.
+  if (req.has_header("x-amz-content-sha256") && req.get_header_value("x-amz-content-sha256") != sha256(req.body))
+    return "x-amz-content-sha256 is not the body's hash";
+  std::string creq = req.method + "\n" + curi + "\n" + canonical_query_of(req.target) + "\n" + cheaders + "\n" + signed_list + "\n" + sha256(req.body);
   std::string sts = "AWS4-HMAC-SHA256\n" + date + "\n" + scope + "\n" + sha256(creq);
   std::string k = hmac("AWS4" + secret, date.substr(0, 8));
   k = hmac(k, region);
@@ -168,6 +221,7 @@ inline void clear_env() {
   for (const char* v : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
                         "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_REGION", "AWS_DEFAULT_REGION",
                         "AWS_BEARER_TOKEN_BEDROCK", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+                        "AWS_ENDPOINT_URL_BEDROCK", "AWS_ENDPOINT_URL_S3",
                         "OPENAI_API_KEY", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
                         "all_proxy"})
     unsetenv(v);

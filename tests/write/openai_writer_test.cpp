@@ -187,3 +187,16 @@ TEST_F(OpenAIFixture, BaseUrlUserInfoIsNeverShown) {
   EXPECT_EQ(url_userinfo_password("https://u:p%40ss@example.com/v1"), "p%40ss");
   EXPECT_EQ(url_userinfo_password("https://example.com/v1?q=a@b"), "");
 }
+
+TEST_F(OpenAIFixture, TokensComeFromTheAnswersUsage) {
+  mock::Server s;
+  auto with_usage = nlohmann::json::parse(ok_body("Counted."));
+  with_usage["usage"] = {{"prompt_tokens", 91}, {"completion_tokens", 17}, {"total_tokens", 108}};
+  s.script = {{200, with_usage.dump()}, {200, ok_body("No count.")}};
+  auto w = make_writer(config(s));
+  EXPECT_EQ(w->write(shirt()), "Counted.");
+  EXPECT_EQ(w->write(shirt()), "No count.");  // a server without usage adds nothing
+  EXPECT_EQ(w->usage().input_tokens, 91);
+  EXPECT_EQ(w->usage().output_tokens, 17);
+  EXPECT_EQ(w->usage().answers, 1);
+}
