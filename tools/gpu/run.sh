@@ -4,7 +4,8 @@
 # tailor and HF+PEFT side by side. STAGE=parity|bench|profile|perf|all (perf: graph checks, tailor eager
 # and graphed, the kernel profile and HF, without the parity step; final: the side-by-side table in
 # one call); STAGE=real trains from scratch on the
-# real catalog (tools/gpu/real_train.sh), STAGE=serve runs bench/serve_bench.sh on the xl shape. Results: $OUT/*.jsonl, $OUT/parity.json.
+# real catalog (tools/gpu/real_train.sh), STAGE=serve runs bench/serve_bench.sh on the xl shape,
+# STAGE=train_check|train_scale (issue 15) and quant_xl|quant_xxl (issue 19): docs/gpu.md. Results: $OUT/*.jsonl, $OUT/parity.json.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 STAGE=${STAGE:-all}
