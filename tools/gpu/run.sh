@@ -65,9 +65,13 @@ if [ "$STAGE" = quant_xl ] || [ "$STAGE" = quant_xxl ]; then
   fi
   echo "[$(date +%T)] model ready: $(du -sh $M | cut -f1)" >&2
   if [ "${QUANT_SKIP_TRAIN:-0}" != 1 ]; then
-    TAILOR=$T KEEP=/tmp/quant_bench bash bench/train_bench.sh --model $M --data $DATA --device cuda --batch $B \
-      --steps ${QUANT_STEPS:-40} --skip 10 --quantize "${QUANT_FORMATS:-none int8 nf4}" | tee -a $OUT/quant_train.md
-    grep -h "times\|rror" /tmp/quant_bench/*.log | tail -20
+    # One format at a time, each run's written model removed after it: xxl's merged model is 24 GB.
+    for q in ${QUANT_FORMATS:-none int8 nf4}; do
+      TAILOR=$T KEEP=/tmp/quant_bench bash bench/train_bench.sh --model $M --data $DATA --device cuda --batch $B \
+        --steps ${QUANT_STEPS:-40} --skip 10 --quantize "$q" | tee -a $OUT/quant_train.md
+      rm -rf /tmp/quant_bench/*/model
+    done
+    grep -h "rror" /tmp/quant_bench/*.log | tail -20
   fi
   if [ "${QUANT_SKIP_CHECK:-0}" != 1 ]; then
     echo "[$(date +%T)] check" >&2
