@@ -14,7 +14,11 @@ RUN dpkg-query -W -f '${Package}\n' | sed 's/:.*//' | sort > /base-packages.txt
 # crashes next to libtorch) in a layer of their own, so that a change in the sources reuses it.
 COPY scripts/setup.sh /src/scripts/setup.sh
 RUN bash /src/scripts/setup.sh --build-only && rm -rf /var/lib/apt/lists/*
-COPY . /src
+# Only what the program's build reads: a change in docs or tests keeps the layers below.
+COPY CMakeLists.txt /src/
+COPY scripts/build.sh /src/scripts/
+COPY src /src/src
+COPY tools/container/collect_libs.sh /src/tools/container/
 # Only the program (no tests or benchmarks); ccache's directory survives between image builds.
 RUN --mount=type=cache,target=/root/.cache/ccache \
     TAILOR_BUILD_DIR=/src/build TAILOR_CMAKE_ARGS="-DTAILOR_BUILD_TESTS=OFF -DTAILOR_BUILD_BENCH=OFF" \
