@@ -18,10 +18,12 @@ RUN bash /src/scripts/setup.sh --build-only && rm -rf /var/lib/apt/lists/*
 COPY CMakeLists.txt /src/
 COPY scripts/build.sh /src/scripts/
 COPY src /src/src
-# Only the program (no tests or benchmarks); ccache's directory survives between image builds.
+# Only the program (no tests or benchmarks); ccache's directory survives between image builds. The
+# sloppiness lets ccache store the files compiled with libtorch's precompiled header too.
 RUN --mount=type=cache,target=/root/.cache/ccache \
+    export CCACHE_SLOPPINESS=pch_defines,time_macros && ccache --zero-stats >/dev/null && \
     TAILOR_BUILD_DIR=/src/build TAILOR_CMAKE_ARGS="-DTAILOR_BUILD_TESTS=OFF -DTAILOR_BUILD_BENCH=OFF" \
-    bash /src/scripts/build.sh --target tailor
+    bash /src/scripts/build.sh --target tailor && ccache --show-stats | grep -E "Hits|Misses"
 COPY tools/container/collect_libs.sh /src/tools/container/
 RUN install -D -s -m 755 /src/build/tailor /opt/tailor/bin/tailor && \
     bash /src/tools/container/collect_libs.sh /opt/tailor/bin/tailor /opt/tailor /base-packages.txt
