@@ -16,7 +16,7 @@ source "$ROOT/tools/container/podman_opts.sh"
 WORK="$(mktemp -d /var/tmp/tailor-smoke.XXXXXX)"
 ML="$WORK/ml"
 JOB=tailor-smoke-train-$$; SRV=tailor-smoke-serve-$$
-cleanup() { "${PODMAN[@]}" rm -f -t 0 "$JOB" "$SRV" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+cleanup() { "${PODMAN[@]}" rm -f --ignore -t 0 "$JOB" "$SRV" >/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 RUN=("${PODMAN[@]}" run "${ULIMITS[@]}" -v "$ML:/opt/ml")
 now() { date +%s.%N; }
