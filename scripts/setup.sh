@@ -6,16 +6,24 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 
+# --build-only: what building the `tailor` program alone needs (the container's build stage, Dockerfile):
+# no test, benchmark, fuzzing or browser packages.
+BUILD_ONLY=0
+[ "${1:-}" = --build-only ] && BUILD_ONLY=1
+
 PKGS=(build-essential cmake ninja-build pkg-config ccache
       libtorch-dev libopenblas-dev
       nlohmann-json3-dev libcli11-dev libfmt-dev
       libturbojpeg0-dev libpng-dev libcairo2-dev
-      libgtest-dev libgmock-dev libbenchmark-dev
       libcurl4-openssl-dev libssl-dev libcpp-httplib-dev
-      libprotobuf-dev protobuf-compiler dpkg-dev wrk
+      libprotobuf-dev protobuf-compiler dpkg-dev
       libgloo-dev zlib1g-dev
-      clang libclang-rt-dev  # fuzz/: libFuzzer targets with ASan + UBSan
-      libsqlite3-dev sqlite3 chromium)  # tailor review: its database; its tests drive a headless browser
+      libsqlite3-dev)  # tailor review's database
+if [ "$BUILD_ONLY" = 0 ]; then
+  PKGS+=(libgtest-dev libgmock-dev libbenchmark-dev wrk
+         clang libclang-rt-dev  # fuzz/: libFuzzer targets with ASan + UBSan
+         sqlite3 chromium)      # tailor review's tests: the database shell, a headless browser
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "util/error.h"
+#include "util/signals.h"
 #include "util/torch_threads.h"
 
 namespace tailor {
@@ -12,6 +13,9 @@ void run_training(TrainOptions o, const DistributedOptions& dist) {
   if (o.cuda_graph != "auto" && o.cuda_graph != "on" && o.cuda_graph != "off")
     throw Error("--cuda-graph must be auto, on or off, not \"" + o.cuda_graph + "\"");
   o.world = world_of(dist);
+  // As PID 1 of a container (SageMaker's `train`) SIGTERM would be dropped without a handler; the
+  // training loop turns it into a checkpoint and a stop (util/signals.h).
+  exit_on_stop_signals();
   if (launched_local_ranks(dist, o.world)) return;
   init_torch_threads();
   TrainResult r = train_model(o);

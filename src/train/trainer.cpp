@@ -7,12 +7,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "catalog/dataset.h"
 #include "catalog/images.h"
@@ -32,6 +34,7 @@
 #include "util/error.h"
 #include "util/fs.h"
 #include "util/progress.h"
+#include "util/signals.h"
 
 namespace tailor {
 
@@ -363,6 +366,11 @@ void train_loop(TrainRun& r, OptimizerStep& step) {
   int64_t samples = 0;
   bool first = true;
   const char* trace_dir = std::getenv("TAILOR_SAMPLE_TRACE");  // a directory: which pairs each rank trained on, per step
+  // SIGTERM/SIGINT (SageMaker stopping the job) end one process's run after the step under way, with a
+  // checkpoint. Ranks of a job stop as the signal ends them: they could see it after different steps,
+  // and the last checkpoint resumes the job.
+  std::optional<GracefulStop> graceful;
+  if (r.ranks.size() == 1) graceful.emplace();
   while (r.st.step < r.total_steps && r.st.epoch < o.epochs) {
     std::vector<int64_t> order = epoch_order(r.data.pairs, o.seed, r.st.epoch);
     while (r.st.pos < n && r.st.step < r.total_steps) {
@@ -419,12 +427,19 @@ void train_loop(TrainRun& r, OptimizerStep& step) {
         r.st.epoch++;
         r.st.pos = 0;
       }
-      if (r.ranks.main() && ((o.checkpoint_every > 0 && r.st.step % o.checkpoint_every == 0) ||
+      const int stop = GracefulStop::requested();
+      if (r.ranks.main() && (stop || (o.checkpoint_every > 0 && r.st.step % o.checkpoint_every == 0) ||
                              (o.checkpoint_every == 0 && epoch_end))) {
         auto c0 = std::chrono::steady_clock::now();
         sync_file(r.log_path);  // the log's lines up to this step are durable before the checkpoint says so
         save_checkpoint(o.out_dir, r.st, r.fingerprint, r.trainable.named, *r.opt, r.dev);
         r.res.times.checkpoints += seconds_since(c0);
+      }
+      if (stop) {
+        if (bar) bar->finish();
+        throw Error(std::string(stop == SIGINT ? "SIGINT" : "SIGTERM") + ": stopped after step " +
+                    std::to_string(r.st.step) + " of " + std::to_string(r.total_steps) + "; " +
+                    join_path(o.out_dir, "checkpoint") + " resumes it (--resume)");
       }
       if (epoch_end) break;  // the next epoch has its own order
     }

@@ -2,8 +2,8 @@
 // the binary with the single argument `train` — against a fake /opt/ml (TAILOR_SAGEMAKER_ROOT): from
 // a raw catalog and from prepared pairs it trains exactly what `tailor prepare` + `tailor train` with
 // the same flags train; killed after a checkpoint and started again (a managed-spot restart) it
-// resumes to the same bytes; a bad hyperparameter or a missing channel fails with the reason in
-// output/failure.
+// resumes to the same bytes, and so does one stopped by SIGTERM; a bad hyperparameter or a missing
+// channel fails with the reason in output/failure.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -111,6 +111,31 @@ TEST_F(TrainingJobTest, FromPreparedPairsAndAfterARestart) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("resumed at step"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("preparing the catalog"), std::string::npos) << "prepared pairs are used as they are";
+  EXPECT_TRUE(read_file(root + "/model/adapter/adapter_model.safetensors") ==
+              read_file(dir_ + "/plain/adapter/adapter_model.safetensors"));
+}
+
+// SageMaker stops a job (StopTrainingJob, a spot interruption) with SIGTERM: the step under way ends,
+// a checkpoint is written and the reason goes to output/failure; the job started again resumes from
+// that checkpoint to the bytes of an uninterrupted run.
+TEST_F(TrainingJobTest, SigtermCheckpointsAndTheRestartResumes) {
+  // No checkpoint of its own before the end: the one found after the stop is SIGTERM's.
+  std::string hyper = kHyperparameters;
+  hyper.replace(hyper.find(R"("checkpoint_every": "2")"), 23, R"("checkpoint_every": "1000")");
+  std::string root = make_root("job_sigterm", dir_ + "/model", dir_ + "/data", hyper);
+  // SIGTERM once the first step's line is in the run's log; the shell reports the exit status.
+  auto r = run_cmd("TAILOR_SAGEMAKER_ROOT=" + root + " TAILOR_THREADS=1 " + tailor_bin() + " train > " + root +
+                   "/first.log 2>&1 & pid=$!; while ! grep -qs samples_per_second " + root +
+                   "/checkpoints/run/train_log.jsonl; do sleep 0.01; done; kill -TERM $pid; wait $pid; echo status=$?");
+  std::string first = read_file(root + "/first.log");
+  EXPECT_NE(r.output.find("status=1"), std::string::npos) << r.output << first;
+  EXPECT_NE(first.find("SIGTERM: stopped after step"), std::string::npos) << first;
+  EXPECT_NE(read_file(root + "/output/failure").find("SIGTERM: stopped after step"), std::string::npos);
+  EXPECT_TRUE(fs::exists(root + "/checkpoints/run/checkpoint/state.json"));
+  EXPECT_FALSE(fs::exists(root + "/model/model.safetensors")) << "stopped before the end";
+  r = run_job(root);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("resumed at step"), std::string::npos) << r.output;
   EXPECT_TRUE(read_file(root + "/model/adapter/adapter_model.safetensors") ==
               read_file(dir_ + "/plain/adapter/adapter_model.safetensors"));
 }
