@@ -41,6 +41,9 @@ json run_fingerprint(const TrainOptions& o, const std::string& train_jsonl_text)
   for (const char* key : {"model_dir", "data_dir", "out_dir", "cache", "device", "dtype", "cuda_graph", "gradient_checkpointing",
                           "checkpoint_every", "resume", "eval_each_epoch", "progress"})
     fp.erase(key);
+  // Quantized frozen weights change every activation; a dense run (auto or none: training refuses a
+  // directory saved quantized) keeps the fingerprint runs had before --quantize, so they resume.
+  if (o.quantize == "auto" || o.quantize == "none") fp.erase("quantize");
   fp["train_jsonl_fnv1a64"] = std::to_string(fnv1a64(train_jsonl_text));
   return fp;
 }

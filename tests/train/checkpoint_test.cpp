@@ -57,6 +57,9 @@ TEST(Checkpoint, EveryOptionThatShapesTheNumbersIsInIt) {
     return run_fingerprint(b, "") != base;
   };
   EXPECT_TRUE(differs([](TrainOptions& o) { o.lora.r = 4; }));
+  EXPECT_TRUE(differs([](TrainOptions& o) { o.quantize = "nf4"; }));
+  EXPECT_FALSE(differs([](TrainOptions& o) { o.quantize = "none"; }));
+  EXPECT_FALSE(differs([](TrainOptions& o) { o.gradient_checkpointing = true; }));
   EXPECT_TRUE(differs([](TrainOptions& o) { o.adam_beta2 = 0.99; }));
   EXPECT_TRUE(differs([](TrainOptions& o) { o.pretrain.augment = false; }));
   EXPECT_TRUE(differs([](TrainOptions& o) { o.max_steps = 3; }));
