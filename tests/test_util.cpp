@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 #include "util/runtime_env.h"
@@ -22,6 +23,14 @@ static const bool runtime_env_ready = [] {
 
 std::string repo_root() { return TAILOR_REPO_ROOT; }
 std::string tailor_bin() { return TAILOR_BIN; }
+
+std::vector<std::string> file_lines(const std::string& path) {
+  std::vector<std::string> out;
+  std::ifstream in(path);
+  std::string l;
+  while (std::getline(in, l)) out.push_back(l);
+  return out;
+}
 
 std::string shared_dir() {
   fs::path p = fs::path(repo_root()) / ".." / "shared";

@@ -1,6 +1,7 @@
 // Shared test helpers: where the repo and ../shared are, scratch directories, running the CLI.
 #pragma once
 #include <string>
+#include <vector>
 
 // Builds without Cairo (TAILOR_WITH_CAIRO=OFF, e.g. the GPU machine) cannot draw synthetic photos.
 #ifdef TAILOR_WITH_CAIRO
@@ -21,5 +22,7 @@ struct CmdResult { int status; std::string output; };
 // Runs a shell command, capturing stdout+stderr.
 CmdResult run_cmd(const std::string& cmd);
 std::string tailor_bin();
+// A text file's lines, without their line ends (empty when the file is missing).
+std::vector<std::string> file_lines(const std::string& path);
 
 }  // namespace tailor::test

@@ -28,13 +28,7 @@ static const char* kSecret = "cliBatchSecret/Key+abcdefABCDEF012345";
 static const char* kOpenAIKey = "sk-batch-cli-key-98765";
 static const int kProducts = 120;
 
-static std::vector<std::string> lines_of(const std::string& path) {
-  std::vector<std::string> out;
-  std::ifstream in(path);
-  std::string l;
-  while (std::getline(in, l)) out.push_back(l);
-  return out;
-}
+static std::vector<std::string> lines_of(const std::string& path) { return test::file_lines(path); }
 
 static std::string describe_cmd(const std::string& out, const std::string& extra) {
   return test::tailor_bin() + " describe --catalog " + test::fashion_catalog() +

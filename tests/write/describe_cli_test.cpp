@@ -21,13 +21,7 @@
 
 using namespace tailor;
 
-static std::vector<std::string> lines_of(const std::string& path) {
-  std::vector<std::string> out;
-  std::ifstream in(path);
-  std::string l;
-  while (std::getline(in, l)) out.push_back(l);
-  return out;
-}
+static std::vector<std::string> lines_of(const std::string& path) { return test::file_lines(path); }
 
 // The first n Shirts ids, straight from styles.csv.
 static std::vector<std::string> first_shirt_ids(size_t n) {

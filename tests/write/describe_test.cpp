@@ -19,13 +19,7 @@
 
 using namespace tailor;
 
-static std::vector<std::string> lines_of(const std::string& path) {
-  std::vector<std::string> out;
-  std::ifstream in(path);
-  std::string l;
-  while (std::getline(in, l)) out.push_back(l);
-  return out;
-}
+static std::vector<std::string> lines_of(const std::string& path) { return test::file_lines(path); }
 
 static std::vector<std::string> csv_fields(const std::string& line) {
   std::vector<std::string> f;
