@@ -77,11 +77,7 @@ void cast_model(Blip2ForConditionalGeneration& model, torch::ScalarType dtype) {
   if (dtype == torch::kHalf)
     for (auto* stack : {&model->language_model->encoder, &model->language_model->decoder})
       for (size_t i = 0; i < (*stack)->block->size(); ++i)
-      {
-        auto& wo = (*stack)->block->ptr<T5BlockImpl>(i)->ff_layer()->DenseReluDense->wo;
-        if (wo->is_quantized()) wo->compute_dtype = torch::kFloat;
-        else wo->to(torch::kFloat);
-      }
+        (*stack)->block->ptr<T5BlockImpl>(i)->ff_layer()->DenseReluDense->wo->to(torch::kFloat);
   // The float32 parts of a half-precision model (the Q-Former, LoRA adapters) may use TF32.
   at::globalContext().setAllowTF32CuBLAS(true);
 }
@@ -98,8 +94,9 @@ Blip2Bundle load_model_dir(const std::string& dir, const torch::Device& dev, tor
   if (saved != "none" && wanted != saved)
     throw Error(dir + " was saved quantized (" + saved + "): it loads only as --quantize " + saved +
                 " (or auto); for " + wanted + ", start from the original checkpoint");
+  // float16 would keep T5's wo in float32 (cast_model), which quantized layers don't do.
   if (format != QuantFormat::kNone && dtype != torch::kBFloat16 && dtype != torch::kFloat)
-    throw Error("--quantize " + wanted + " computes in bf16 or f32, not the chosen dtype");
+    throw Error("--quantize " + wanted + " computes in bf16 or f32: choose --dtype bf16 or f32");
   // Modules are built in float32 on the host first: refuse a config the memory can't hold.
   double need = estimated_parameters(b.cfg) * 4, have = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
   if (have > 0 && need > have)
@@ -120,7 +117,6 @@ Blip2Bundle load_model_dir(const std::string& dir, const torch::Device& dev, tor
   b.model->to(dev);
   b.model->eval();
   if (format == QuantFormat::kNf4) nf4_pair_table(dev, dtype);
-  if (format == QuantFormat::kNf4 && dtype != torch::kFloat) nf4_pair_table(dev, torch::kFloat);  // a float32 wo
   b.cfg = b.model->cfg;
   b.spiece_path = join_path(dir, "spiece.model");
   b.tokenizer = std::make_shared<T5Tokenizer>(T5Tokenizer::load(b.spiece_path));

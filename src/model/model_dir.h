@@ -42,7 +42,7 @@ Blip2Bundle load_model_dir(const std::string& dir, const torch::Device& dev, tor
 int64_t quantize_frozen_linears(Blip2ForConditionalGeneration& model, QuantFormat f, int64_t group, const torch::Device& dev);
 
 // Casts a model to `dtype` with HF's float32 exceptions. Quantized weights keep their codes and
-// float32 scales; their matmuls compute in `dtype` (float32 for a float16 model's `wo`).
+// float32 scales; their matmuls compute in `dtype` (bf16 or f32: load_model_dir refuses f16).
 void cast_model(Blip2ForConditionalGeneration& model, torch::ScalarType dtype);
 
 // Writes config.json, weights (in dtype), spiece.model, preprocessor_config.json, tailor_task.json.
