@@ -207,3 +207,13 @@ TEST(Quantize, ForeignQuantizationConfigIsRefused) {
   }
 }
 
+
+// float16 would keep T5's wo in float32 (HF's rule), which quantized layers don't do: refused.
+TEST(Quantize, Float16IsRefused) {
+  try {
+    load_model_dir(fixture(), torch::kCPU, torch::kHalf, "nf4");
+    ADD_FAILURE() << "loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("choose --dtype bf16 or f32"), std::string::npos) << e.what();
+  }
+}
