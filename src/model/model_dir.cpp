@@ -38,15 +38,10 @@ std::vector<std::pair<std::string, LinearImpl*>> quantizable_linears(Blip2ForCon
 
 }  // namespace
 
-int64_t quantize_frozen_linears(Blip2ForConditionalGeneration& model, QuantFormat f, int64_t group, const torch::Device& dev) {
-  int64_t n = 0;
-  for (auto& [name, lin] : quantizable_linears(model)) {
-    lin->quantize(f, group, torch::kFloat, dev, name);
-    ++n;
-  }
+void quantize_frozen_linears(Blip2ForConditionalGeneration& model, QuantFormat f, int64_t group, const torch::Device& dev) {
+  for (auto& [name, lin] : quantizable_linears(model)) lin->quantize(f, group, torch::kFloat, dev, name);
   model->cfg.weight_format = quant_format_name(f);
   model->cfg.quant_group_size = group;
-  return n;
 }
 
 void cast_model(Blip2ForConditionalGeneration& model, torch::ScalarType dtype) {

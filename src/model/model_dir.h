@@ -38,8 +38,8 @@ Blip2Bundle load_model_dir(const std::string& dir, const torch::Device& dev, tor
 // The Linear layers --quantize converts, from their float32 weights, quantized on `dev`: the vision
 // tower's and T5's blocks. The Q-Former, query tokens and language projection stay dense as HF's
 // BLIP-2 keeps them in float32 under bitsandbytes, and so do lm_head and the embeddings (HF leaves the
-// output layer unquantized). Sets cfg's weight_format. Returns how many layers it converted.
-int64_t quantize_frozen_linears(Blip2ForConditionalGeneration& model, QuantFormat f, int64_t group, const torch::Device& dev);
+// output layer unquantized). Sets cfg's weight_format.
+void quantize_frozen_linears(Blip2ForConditionalGeneration& model, QuantFormat f, int64_t group, const torch::Device& dev);
 
 // Casts a model to `dtype` with HF's float32 exceptions. Quantized weights keep their codes and
 // float32 scales; their matmuls compute in `dtype` (bf16 or f32: load_model_dir refuses f16).

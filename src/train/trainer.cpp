@@ -165,16 +165,16 @@ struct TrainRun {
 void set_up_what_trains(TrainRun& r) {
   const TrainOptions& o = r.o;
   r.frozen_dtype = o.full ? torch::kFloat : parse_dtype_name(o.dtype, r.dev);
+  // A directory saved quantized is refused before loading it (xxl takes 40 s): LoRA's merged model
+  // is written from the original weights, and --full trains them; it has neither.
+  const std::string saved_format = load_blip2_config(o.model_dir).weight_format;
+  if (!saved_format.empty())
+    throw Error(o.model_dir + " was saved quantized (" + saved_format +
+                "): training needs the original weights it doesn't have (LoRA's merged model is written from them, --full "
+                "trains them); train from the original checkpoint with --quantize " + saved_format);
   r.b = load_model_dir(o.model_dir, r.dev, r.frozen_dtype, o.quantize);
   r.b.model->language_model->encoder->gradient_checkpointing = o.gradient_checkpointing;
   r.b.model->language_model->decoder->gradient_checkpointing = o.gradient_checkpointing;
-  if (!r.b.cfg.weight_format.empty()) {
-    if (o.full) throw Error(o.model_dir + " was saved quantized (" + r.b.cfg.weight_format + "): --full training needs its original weights");
-    if (!load_blip2_config(o.model_dir).weight_format.empty())
-      throw Error(o.model_dir + " was saved quantized (" + r.b.cfg.weight_format +
-                  "): the trained model is written merged into the original weights, which it doesn't have; train from the "
-                  "original checkpoint with --quantize " + r.b.cfg.weight_format);
-  }
   torch::manual_seed(o.seed);
   r.trainable = set_up_trainable(r.b.model, o, r.choices.frozen, r.ranks.main());
   r.use_cache = use_feature_cache(r.choices.cache, r.trainable.image_side_frozen, o.augment);
