@@ -23,6 +23,7 @@ void run_prepare(const PrepareRunOptions& o) {
   opt.attributes = all_attrs ? all : select_attributes(all, split_comma_list(o.attributes));
   opt.val_fraction = o.val_fraction;
   opt.seed = o.seed;
+  opt.split_by = o.split_by;
   opt.threads = o.threads;
   opt.progress = !o.quiet;
   PrepareSummary s = prepare_catalog(opt);

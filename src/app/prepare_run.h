@@ -16,6 +16,7 @@ struct PrepareRunOptions {
   std::string templates;   // JSON file of question templates (default: the built-in ones)
   double val_fraction = 0.2;
   uint64_t seed = 42;
+  std::string split_by;  // group field: whole groups (brands, ...) go to train or to val
   int threads = 0;
   bool quiet = false;
 };

@@ -397,6 +397,7 @@ class KaggleReader : public CatalogReader {
     r.article_type = type;
     r.type_selected = types.empty() || types.count(type);
     if (!r.type_selected) return r;
+    if (!query_.group_by.empty()) r.group = kaggle_group(data, row);
 
     const json* article_attrs = nullptr;
     auto aa = data.find("articleAttributes");
@@ -436,6 +437,22 @@ class KaggleReader : public CatalogReader {
   }
 
  private:
+  // The product's value of query_.group_by: data[field] as a string, or an object's typeName
+  // (subCategory, articleType, ...), then the styles.csv column. "brand" stands for brandName.
+  std::string kaggle_group(const json& data, const CatalogRow& row) const {
+    const std::string field = query_.group_by == "brand" ? "brandName" : query_.group_by;
+    auto it = data.find(field);
+    if (it != data.end()) {
+      if (it->is_string()) return trim(it->get<std::string>());
+      if (it->is_object()) {
+        auto tn = it->find("typeName");
+        if (tn != it->end() && tn->is_string()) return trim(tn->get<std::string>());
+      }
+      if (it->is_number_integer()) return std::to_string(it->get<int64_t>());
+    }
+    return row.column(query_.group_by);
+  }
+
   std::string dir_;
   CatalogQueryAttributes query_;
   std::unique_ptr<std::istream> in_;
@@ -500,6 +517,7 @@ class TableReader : public CatalogReader {
       else columns_.article_type = "articleType";
       has_type_column_ = names.count(columns_.article_type) > 0;
       for (const auto& [attr, col] : columns_.attributes) need(col, "attribute " + attr);
+      if (!query_.group_by.empty()) need(query_.group_by, "--split-by");
     }
     if (columns_.article_type.empty()) columns_.article_type = "articleType";
     for (const auto& [attr, col] : columns_.attributes) {
@@ -560,6 +578,7 @@ class TableReader : public CatalogReader {
     // A source without article types takes every product; one with them filters (no type: not selected).
     r.type_selected = !has_type || query_.article_types.empty() || query_.article_types.count(r.article_type);
     if (!r.type_selected) return r;
+    if (!query_.group_by.empty()) r.group = row.column(query_.group_by);
     const auto& attributes = query_.attributes;
     for (size_t a = 0; a < attributes.size(); ++a) {
       if (!applies_to(attributes[a], r.article_type)) continue;
@@ -813,6 +832,8 @@ std::unique_ptr<CatalogReader> open_catalog(const CatalogSource& source, const C
     return open_table_stream(open_table_file(table), table, format, base.empty() ? "." : base, source.columns, query);
   }
   if (format == "vqa") {
+    if (!query.group_by.empty())
+      throw Error("--split-by " + query.group_by + ": the vqa format (id, Question, Answer) has no product fields to group by");
     std::vector<std::string> files;
     std::string base = parent;
     if (dir) {

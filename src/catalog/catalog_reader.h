@@ -96,6 +96,7 @@ struct CatalogProduct {
   std::vector<std::pair<size_t, std::string>> not_allowed;
   std::vector<std::string> warnings;  // JSON/CSV disagreements
   std::vector<std::string> images;    // where its photo may be, in order of preference
+  std::string group;                  // the value of the query's group_by field ("" = none or no value)
   // Why the product cannot be used ("" = it can): kSkipMissingJson or kSkipInvalidJson, the file at
   // fault and what is wrong.
   std::string problem, problem_file, problem_detail;
@@ -122,6 +123,10 @@ class CatalogReader {
 struct CatalogQueryAttributes {
   std::vector<AttributeSpec> attributes;
   std::set<std::string> article_types;
+  // A field whose value groups products (prepare's --split-by): a table's column; Kaggle: a string
+  // of the product's JSON data (brand = brandName; an object's typeName, e.g. subCategory), then the
+  // styles.csv column of that name. "" = none.
+  std::string group_by;
 };
 
 // Opens the catalog at source.location. Throws Error naming the file for problems with the whole

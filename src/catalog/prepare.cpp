@@ -39,6 +39,7 @@ struct ProductResult {
   SkippedItem skip;
   std::vector<std::string> warnings;
   std::string image;                                        // absolute path
+  std::string group;                                        // --split-by's value ("" = none)
   std::vector<std::pair<size_t, std::string>> values;       // (attribute index, value)
   std::vector<size_t> na;                                   // attribute indices without a value
   std::vector<std::pair<size_t, std::string>> not_allowed;  // (attribute index, the catalog's value)
@@ -64,6 +65,7 @@ static ProductResult read_product(const CatalogReader& reader, const CatalogRow&
     return r;
   }
   r.values = cp.values;
+  r.group = cp.group;
   r.na = cp.missing;
   r.not_allowed = cp.not_allowed;
   if (r.values.empty()) {
@@ -97,7 +99,7 @@ static ProductResult read_product(const CatalogReader& reader, const CatalogRow&
 
 // A product that gives pairs, kept until the split (the only per-product memory of a run).
 struct ProductPairs {
-  std::string id, image;
+  std::string id, image, group;
   std::vector<std::pair<size_t, std::string>> values;
 };
 
@@ -135,6 +137,7 @@ static ojson manifest_json(const PrepareOptions& opt, const std::string& catalog
   for (const auto& a : opt.attributes) o["attributes"].push_back({{"name", a.name}, {"question", a.question}});
   o["val_fraction"] = opt.val_fraction;
   o["seed"] = opt.seed;
+  if (!opt.split_by.empty()) o["split_by"] = opt.split_by;
   m["options"] = o;
   ojson c;
   c["csv_rows"] = sum.csv_rows;
@@ -144,6 +147,10 @@ static ojson manifest_json(const PrepareOptions& opt, const std::string& catalog
   c["products_skipped"] = static_cast<int64_t>(sum.skipped.size());
   c["products"] = {{"train", sum.products_train}, {"val", sum.products_val}};
   c["pairs"] = {{"train", sum.pairs_train}, {"val", sum.pairs_val}};
+  if (!opt.split_by.empty()) {
+    c["groups"] = {{"train", sum.groups_train}, {"val", sum.groups_val}};
+    c["products_without_group"] = sum.products_without_group;
+  }
   ojson per_attr = ojson::object();
   for (const auto& a : opt.attributes) {
     int64_t tr = sum.train_counts.count(a.name) ? sum_counts(sum.train_counts.at(a.name)) : 0;
@@ -170,24 +177,44 @@ static ojson manifest_json(const PrepareOptions& opt, const std::string& catalog
   return m;
 }
 
-// Split by product: order by a seeded hash of the id, the first round(f * n) are val.
-static std::vector<bool> val_products(const std::vector<ProductPairs>& products, const PrepareOptions& opt) {
-  std::vector<std::pair<uint64_t, size_t>> order;
-  for (size_t i = 0; i < products.size(); ++i) order.push_back({splitmix64_mix(opt.seed ^ fnv1a64(products[i].id)), i});
-  std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
-    if (a.first != b.first) return a.first < b.first;
-    return products[a.second].id < products[b.second].id;
-  });
-  size_t n_val = static_cast<size_t>(std::llround(opt.val_fraction * static_cast<double>(order.size())));
+// Split by product: order by a seeded hash of the id, the first round(f * n) are val. With
+// --split-by, by group: the groups (a product without a value is a group of its own) are ordered by a
+// seeded hash of their value, and each in turn goes to val when that brings val's product count
+// closer to round(f * n) — so no group has products on both sides.
+static std::vector<bool> val_products(const std::vector<ProductPairs>& products, const PrepareOptions& opt,
+                                      PrepareSummary& sum) {
+  std::map<std::string, std::vector<size_t>> groups;
+  for (size_t i = 0; i < products.size(); ++i) {
+    const bool own = opt.split_by.empty() || products[i].group.empty();
+    if (!opt.split_by.empty() && own) ++sum.products_without_group;
+    groups[own ? "\x01id " + products[i].id : products[i].group].push_back(i);
+  }
+  std::vector<std::pair<uint64_t, std::string>> order;
+  for (const auto& g : groups) {
+    const std::string& key = g.first[0] == '\x01' ? products[g.second.front()].id : g.first;
+    order.push_back({splitmix64_mix(opt.seed ^ fnv1a64(key)), g.first});
+  }
+  std::sort(order.begin(), order.end());
+  const int64_t n_val = std::llround(opt.val_fraction * static_cast<double>(products.size()));
   std::vector<bool> is_val(products.size(), false);
-  for (size_t k = 0; k < n_val && k < order.size(); ++k) is_val[order[k].second] = true;
+  int64_t val = 0;
+  for (const auto& [hash, name] : order) {
+    const auto& members = groups.at(name);
+    const int64_t size = static_cast<int64_t>(members.size());
+    const bool to_val = std::llabs(val + size - n_val) < std::llabs(val - n_val);
+    if (to_val) {
+      val += size;
+      for (size_t i : members) is_val[i] = true;
+    }
+    if (!opt.split_by.empty() && name[0] != '\x01') (to_val ? sum.groups_val : sum.groups_train)++;
+  }
   return is_val;
 }
 
 // The pairs of the products that have values, as train/val JSONL and CSV text, counted in sum.
 static void write_pairs(const std::vector<ProductPairs>& products, const PrepareOptions& opt, const std::string& dir,
                         PrepareSummary& sum) {
-  std::vector<bool> is_val = val_products(products, opt);
+  std::vector<bool> is_val = val_products(products, opt, sum);
   std::string train_jsonl, val_jsonl;
   std::string header_csv = "id,Question,Answer\n";
   std::string train_csv = header_csv, val_csv = header_csv;
@@ -289,7 +316,7 @@ static void count_product(const CatalogRow& row, ProductResult&& r, const Prepar
     ++sum.products_without_pairs;
     sum.ids_without_pairs.push_back(row.id);
   } else {
-    with_pairs.push_back({row.id, std::move(r.image), std::move(r.values)});
+    with_pairs.push_back({row.id, std::move(r.image), std::move(r.group), std::move(r.values)});
   }
 }
 
@@ -369,6 +396,7 @@ PrepareSummary prepare_catalog(const PrepareOptions& opt) {
   CatalogQueryAttributes query;
   query.attributes = opt.attributes;
   query.article_types = std::set<std::string>(opt.article_types.begin(), opt.article_types.end());
+  query.group_by = opt.split_by;
   std::unique_ptr<CatalogReader> reader;
   try {
     reader = open_catalog(source, query);
@@ -410,6 +438,11 @@ std::string format_prepare_summary(const PrepareSummary& s, size_t max_listed) {
                 (long long)s.products_train, (long long)s.pairs_train, (long long)s.products_val,
                 (long long)s.pairs_val);
   o += b;
+  if (s.groups_train + s.groups_val + s.products_without_group > 0) {
+    std::snprintf(b, sizeof b, "  split by group: %lld in train, %lld in val; %lld products without a value, split one by one\n",
+                  (long long)s.groups_train, (long long)s.groups_val, (long long)s.products_without_group);
+    o += b;
+  }
   std::set<std::string> attrs;
   for (const auto& kv : s.train_counts) attrs.insert(kv.first);
   for (const auto& kv : s.val_counts) attrs.insert(kv.first);

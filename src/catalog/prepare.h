@@ -12,7 +12,8 @@
 // - Products of other article types are left out (counted, not listed). Products of a selected type
 //   without any usable attribute value are counted and listed (no pair, nothing to train on).
 // - The split is by product: the products that have pairs are ordered by a hash of (seed, id), and
-//   the first round(val_fraction * n) go to val. Same catalog + seed → same split.
+//   the first round(val_fraction * n) go to val. Same catalog + seed → same split. With split_by, by
+//   group (brand, ...): whole groups go to val until it holds about val_fraction of the products.
 #pragma once
 #include <cstdint>
 #include <cstddef>
@@ -36,6 +37,10 @@ struct PrepareOptions {
   std::vector<AttributeSpec> attributes = default_attributes();
   double val_fraction = 0.2;
   uint64_t seed = 42;
+  // Split by this field's value instead of by product (catalog/catalog_reader.h group_by: a
+  // brand, a product group): every group lies wholly in train or in val, so val measures products
+  // of brands the model never saw. "" = by product.
+  std::string split_by;
   int threads = 0;  // 0 = one per core
   bool progress = true;
 };
@@ -58,6 +63,8 @@ struct PrepareSummary {
   int64_t products_without_pairs = 0;
   int64_t products_train = 0, products_val = 0;
   int64_t pairs_train = 0, pairs_val = 0;
+  int64_t groups_train = 0, groups_val = 0;  // --split-by: groups with a value on each side
+  int64_t products_without_group = 0;        // --split-by: products without a value (each its own group)
   // attribute -> value -> pair count, per split
   std::map<std::string, std::map<std::string, int64_t>> train_counts, val_counts;
   std::map<std::string, int64_t> na_values;  // attribute -> products whose value was "NA"/empty/absent

@@ -20,6 +20,12 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--target-precision", o->target_precision, "Suggest per attribute the lowest confidence threshold whose accepted choice answers reach this accuracy")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  cmd->add_option("--shift", o->shift,
+                  "Also answer with every photo framed as another source would (deterministic per product): other-source "
+                  "(all of: portrait 225x300 canvas, smaller product, another background tone, JPEG 40-75), portrait, zoom, "
+                  "background, jpeg; the report beside --report, suffixed _<shift>")
+      ->check(CLI::IsMember({"none", "other-source", "portrait", "zoom", "background", "jpeg"}))
+      ->capture_default_str();
   cmd->add_flag("--calibrate", o->calibrate, "Store each attribute's fitted temperature and the threshold at it in the model's tailor_task.json (use the validation split)");
   cmd->add_option("--device", o->device)->capture_default_str();
   cmd->add_option("--dtype", o->dtype)->capture_default_str();

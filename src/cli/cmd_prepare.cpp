@@ -21,6 +21,9 @@ void add_prepare(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--seed", args->seed, "Seed of the train/val split")->capture_default_str();
+  cmd->add_option("--split-by", args->split_by,
+                  "Split by this field's value instead of by product, every value wholly in train or in val: a "
+                  "table's column; Kaggle: brand, or another field of the product's JSON (subCategory, usage, ...)");
   cmd->add_option("--threads", args->threads, "Worker threads (0 = one per core)")->capture_default_str();
   cmd->add_flag("--quiet", args->quiet, "No progress bar");
   cmd->callback([args] { run_prepare(*args); });

@@ -38,6 +38,12 @@ void add_train(CLI::App& app) {
   cmd->add_option("--pretrain-lr", o->pretrain.lr)->capture_default_str();
   cmd->add_option("--pretrain-batch-size", o->pretrain.batch_size, "Photos per pre-training step")->capture_default_str();
   cmd->add_option("--pretrain-augment", o->pretrain.augment, "Random horizontal flips in pre-training (true/false)")->capture_default_str();
+  cmd->add_flag("--pretrain-reframe", o->pretrain.reframe,
+                "Pre-training also sees each photo framed at random as other sources shoot: canvas aspect 3:4 to 4:3 and "
+                "scale, background tone, blur, JPEG quality (labels stay true)");
+  cmd->add_option("--pretrain-data", o->pretrain_data,
+                  "More labelled photos for the pre-training alone: a `tailor prepare` directory (e.g. every product "
+                  "with every field); products of --data's validation split are left out");
   cmd->add_option("--batch-size", o->batch_size)->capture_default_str();
   cmd->add_option("--grad-accum", o->grad_accum)->capture_default_str();
   cmd->add_option("--epochs", o->epochs)->capture_default_str();

@@ -178,7 +178,12 @@ static void init_fan_in(torch::nn::Module& m, const Blip2Config& c) {
 int64_t init_model_dir(const InitOptions& o) {
   if (o.out_dir.empty()) throw Error("init needs --out DIR");
   Blip2Config probe = preset_config(o.preset, 1);  // validates the name first
-  (void)probe;
+  if (o.image_size < 0 || o.patch_size < 0) throw Error("--image-size and --patch-size must be positive");
+  const int64_t image = o.image_size > 0 ? o.image_size : probe.vision.image_size;
+  const int64_t patch = o.patch_size > 0 ? o.patch_size : probe.vision.patch_size;
+  if (image % patch != 0)
+    throw Error("--image-size " + std::to_string(image) + " is not a whole number of " + std::to_string(patch) +
+                "-pixel patches (--patch-size)");
   make_dirs(o.out_dir);
   std::string spm = join_path(o.out_dir, "spiece.model");
   train_t5_sentencepiece(tokenizer_corpus(), preset_tokenizer_pieces(o.preset), spm);
@@ -187,6 +192,8 @@ int64_t init_model_dir(const InitOptions& o) {
   Blip2Bundle b;
   b.dir = o.out_dir;
   b.cfg = preset_config(o.preset, tok.vocab_size());
+  if (o.image_size > 0) b.cfg.vision.image_size = o.image_size;
+  if (o.patch_size > 0) b.cfg.vision.patch_size = o.patch_size;
   torch::manual_seed(o.seed);
   b.model = Blip2ForConditionalGeneration(b.cfg, T5Untied{false, false, /*lm_head=*/!b.cfg.text.tie_word_embeddings});
   std::string scheme = o.init == "auto" ? "hf" : o.init;

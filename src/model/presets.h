@@ -30,6 +30,9 @@ struct InitOptions {
   // "auto" = hf (fan-in did not change the demo's outcome: tools/demo_sweep/README.md, CPU section).
   std::string init = "auto";
   std::string task_file;  // the task (core/attributes.h load_attribute_specs); "" = default_attributes()
+  // The vision tower's input side and patch side in pixels (0: the preset's); the image must be a
+  // whole number of patches. More pixels show finer prints and stripes, at more compute.
+  int image_size = 0, patch_size = 0;
 };
 // Writes the directory; returns the parameter count.
 int64_t init_model_dir(const InitOptions& opts);

@@ -22,7 +22,8 @@ json train_options_json(const TrainOptions& o) {
           {"weight_decay", o.weight_decay}, {"warmup_ratio", o.warmup_ratio}, {"max_grad_norm", o.max_grad_norm},
           {"image_lr_scale", o.image_lr_scale}, {"adam_beta2", o.adam_beta2},
           {"pretrain", {{"epochs", o.pretrain.epochs}, {"lr", o.pretrain.lr}, {"weight_decay", o.pretrain.weight_decay},
-                        {"batch_size", o.pretrain.batch_size}, {"augment", o.pretrain.augment}}},
+                        {"batch_size", o.pretrain.batch_size}, {"augment", o.pretrain.augment}, {"reframe", o.pretrain.reframe},
+                        {"data", o.pretrain_data}}},
           {"batch_size", o.batch_size}, {"grad_accum", o.grad_accum}, {"epochs", o.epochs}, {"max_steps", o.max_steps},
           {"seed", o.seed}, {"augment", o.augment}, {"cache", o.cache}, {"checkpoint_every", o.checkpoint_every},
           {"resume", o.resume}, {"eval_each_epoch", o.eval_each_epoch}, {"device", o.device}, {"dtype", o.dtype},
@@ -41,6 +42,10 @@ json run_fingerprint(const TrainOptions& o, const std::string& train_jsonl_text)
   for (const char* key : {"model_dir", "data_dir", "out_dir", "cache", "device", "dtype", "cuda_graph", "gradient_checkpointing",
                           "checkpoint_every", "resume", "eval_each_epoch", "progress"})
     fp.erase(key);
+  // The pre-training's extra pairs count by their text (train_jsonl_text holds it), not their place;
+  // options that runs before them did not have are left out, so those runs still resume.
+  fp["pretrain"].erase("data");
+  if (!o.pretrain.reframe) fp["pretrain"].erase("reframe");
   // Quantized frozen weights change every activation; a dense run (auto or none: training refuses a
   // directory saved quantized) keeps the fingerprint runs had before --quantize, so they resume.
   if (o.quantize == "auto" || o.quantize == "none") fp.erase("quantize");

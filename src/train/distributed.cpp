@@ -426,12 +426,12 @@ double GradReducer::finish(double local_loss) {
 
 EvalReport evaluate_distributed(Distributed& dist, Answerer& model, const std::vector<VqaPair>& pairs,
                                 const std::vector<VqaPair>& reference, int batch_size, const GenerationOptions& gen,
-                                AnswerMode mode, double target_precision) {
+                                AnswerMode mode, double target_precision, PhotoShift shift) {
   Span part = rank_part({0, static_cast<int64_t>(pairs.size())}, dist.rank(), dist.size());
   nlohmann::json mine = nlohmann::json::array();
   if (part.size() > 0) {
     std::vector<VqaPair> own(pairs.begin() + part.begin, pairs.begin() + part.end);
-    EvalReport r = evaluate(model, own, reference, batch_size, gen, false, mode, target_precision);
+    EvalReport r = evaluate(model, own, reference, batch_size, gen, false, mode, target_precision, shift);
     for (const auto& p : r.predictions)
       mine.push_back({p.id, p.attribute, p.image, p.truth, p.predicted, p.raw, p.confidence, p.log_likelihoods, p.truth_candidate});
   }

@@ -111,6 +111,7 @@ class GradReducer {
 // gathered (in the order of `pairs`) and every rank gets the same report.
 EvalReport evaluate_distributed(Distributed& dist, Answerer& model, const std::vector<VqaPair>& pairs,
                                 const std::vector<VqaPair>& reference, int batch_size, const GenerationOptions& gen,
-                                AnswerMode mode = AnswerMode::Free, double target_precision = 0.98);
+                                AnswerMode mode = AnswerMode::Free, double target_precision = 0.98,
+                                PhotoShift shift = PhotoShift::None);
 
 }  // namespace tailor

@@ -16,7 +16,8 @@
 namespace tailor {
 
 EvalReport evaluate(Answerer& model, const std::vector<VqaPair>& pairs, const std::vector<VqaPair>& reference,
-                    int batch_size, const GenerationOptions& gen, bool progress, AnswerMode mode, double target_precision) {
+                    int batch_size, const GenerationOptions& gen, bool progress, AnswerMode mode, double target_precision,
+                    PhotoShift shift) {
   if (pairs.empty()) throw Error("nothing to evaluate: no question/answer pairs");
   if (batch_size < 1) throw Error("eval: the batch size must be >= 1");
   EvalReport r;
@@ -29,7 +30,7 @@ EvalReport evaluate(Answerer& model, const std::vector<VqaPair>& pairs, const st
     std::vector<AnswerRequest> reqs;
     for (size_t i = start; i < end; ++i) {
       auto& img = images[pairs[i].image];
-      if (!img) img = std::make_shared<const ImageRGB>(load_image(pairs[i].image));
+      if (!img) img = std::make_shared<const ImageRGB>(shift_photo(load_image(pairs[i].image), shift, pairs[i].id));
       AnswerRequest req = attribute_request(model.task(), AttributeSpec{pairs[i].attribute, pairs[i].question}, img, mode);
       req.prompt = pairs[i].prompt.empty() ? wrap_prompt(pairs[i].question) : pairs[i].prompt;
       reqs.push_back(std::move(req));
@@ -359,6 +360,27 @@ std::string compare_table(const EvalReport& free_answers, const EvalReport& choi
   }
   std::snprintf(line, sizeof line, "%-16s %7lld %9.3f %9.3f\n", "all", (long long)choice_answers.n, free_answers.accuracy,
                 choice_answers.accuracy);
+  o << line;
+  return o.str();
+}
+
+std::string shift_table(const EvalReport& as_is, const EvalReport& shifted, PhotoShift shift) {
+  std::ostringstream o;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-16s %7s %9s %9s %9s %9s\n", "attribute", "pairs", "as-is", photo_shift_name(shift),
+                "change", "majority");
+  o << line;
+  for (const auto& a : as_is.attributes) {
+    const AttributeEval* s = nullptr;
+    for (const auto& b : shifted.attributes)
+      if (b.attribute == a.attribute) s = &b;
+    if (!s) continue;
+    std::snprintf(line, sizeof line, "%-16s %7lld %9.3f %9.3f %+9.3f %9.3f\n", a.attribute.c_str(), (long long)a.n, a.accuracy,
+                  s->accuracy, s->accuracy - a.accuracy, a.majority_accuracy);
+    o << line;
+  }
+  std::snprintf(line, sizeof line, "%-16s %7lld %9.3f %9.3f %+9.3f\n", "all", (long long)as_is.n, as_is.accuracy, shifted.accuracy,
+                shifted.accuracy - as_is.accuracy);
   o << line;
   return o.str();
 }

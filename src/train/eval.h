@@ -10,6 +10,7 @@
 
 #include "catalog/dataset.h"
 #include "infer/answerer.h"
+#include "train/reframe.h"
 
 namespace tailor {
 
@@ -64,9 +65,11 @@ struct EvalReport {
 // truth. `reference` gives the majority class per attribute (the training pairs; the eval pairs
 // themselves when empty).
 // mode: choice among the model's known values (model.task()) or free generation.
+// shift: each photo rendered as another source would frame it (train/reframe.h), keyed by product id.
 EvalReport evaluate(Answerer& model, const std::vector<VqaPair>& pairs, const std::vector<VqaPair>& reference,
                     int batch_size = 32, const GenerationOptions& gen = {}, bool progress = true,
-                    AnswerMode mode = AnswerMode::Free, double target_precision = 0.98);
+                    AnswerMode mode = AnswerMode::Free, double target_precision = 0.98,
+                    PhotoShift shift = PhotoShift::None);
 // The report of predictions made elsewhere (e.g. gathered from the ranks of a distributed run), in
 // the order given; `reference` gives the majority class per attribute.
 EvalReport summarize_predictions(std::vector<Prediction> predictions, const std::vector<VqaPair>& reference,
@@ -80,5 +83,8 @@ std::string eval_report_json(const EvalReport& r);  // the JSON report
 std::string eval_table(const EvalReport& r);        // readable text table + confusion tables
 // Accuracy per attribute of free and of choice answers on the same pairs, side by side.
 std::string compare_table(const EvalReport& free_answers, const EvalReport& choice_answers);
+// Accuracy per attribute on the photos as they are and as another source frames them, with the
+// majority baseline and the difference.
+std::string shift_table(const EvalReport& as_is, const EvalReport& shifted, PhotoShift shift);
 
 }  // namespace tailor

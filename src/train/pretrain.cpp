@@ -8,8 +8,10 @@
 #include "core/rng.h"
 #include "infer/batch.h"
 #include "train/augment.h"
+#include "train/reframe.h"
 #include "train/schedule.h"
 #include "util/error.h"
+#include "util/parallel.h"
 #include "util/progress.h"
 
 namespace tailor {
@@ -119,22 +121,30 @@ std::vector<PretrainEpoch> pretrain_image_side(Blip2ForConditionalGeneration& m,
     m->qformer->train();
     double loss_sum = 0;
     for (int64_t s = 0; s < photos; s += o.batch_size) {
-      std::vector<ImageRGB> augmented;
-      std::vector<const ImageRGB*> inputs;
-      std::vector<int64_t> rows;
-      augmented.reserve(static_cast<size_t>(o.batch_size));
-      for (int64_t i = s; i < std::min(photos, s + o.batch_size); ++i) {
-        int64_t r = order[i];
+      const int64_t n = std::min(photos, s + o.batch_size) - s;
+      std::vector<ImageRGB> augmented(static_cast<size_t>(n));
+      std::vector<const ImageRGB*> inputs(static_cast<size_t>(n));
+      std::vector<int64_t> rows(order.begin() + s, order.begin() + s + n);
+      // Each photo's framing and flip come from (seed, epoch, product) alone, so the threads that
+      // draw them do not change them. No random crops: a from-scratch ViT has no translation
+      // invariance to spare, and crops cost the collar and neck a few points (docs/demo.md); a
+      // reframing moves and scales the whole photo instead.
+      parallel_for(n, worker_count(0), [&](int64_t i) {
+        const int64_t r = rows[static_cast<size_t>(i)];
         const ImageRGB* img = images.at(tr.paths[r]).get();
-        // A coin per (seed, epoch, photo). No crops: a from-scratch ViT has no translation invariance
-        // to spare, and crops cost the collar and neck a few points in the sweep (docs/demo.md).
-        if (o.augment && (splitmix64_mix(o.seed ^ fnv1a64(tr.ids[r]) ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(epoch + 1))) & 1)) {
-          augmented.push_back(flip_horizontal(*img));
-          img = &augmented.back();
+        const uint64_t draw = splitmix64_mix(o.seed ^ fnv1a64(tr.ids[r]) ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(epoch + 1)));
+        ImageRGB& out = augmented[static_cast<size_t>(i)];
+        if (o.reframe) {
+          Rng rng(draw ^ 0x2545F4914F6CDD1Dull);
+          out = random_reframe(*img, rng);
+          img = &out;
         }
-        inputs.push_back(img);
-        rows.push_back(r);
-      }
+        if (o.augment && (draw & 1)) {
+          out = flip_horizontal(*img);
+          img = &out;
+        }
+        inputs[static_cast<size_t>(i)] = img;
+      });
       torch::Tensor labels = torch::empty({static_cast<int64_t>(rows.size()), static_cast<int64_t>(attributes.size())}, torch::kLong);
       for (size_t i = 0; i < rows.size(); ++i)
         for (size_t a = 0; a < attributes.size(); ++a) labels[i][a] = tr.labels[rows[i]][a];

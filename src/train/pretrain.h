@@ -30,6 +30,9 @@ struct PretrainOptions {
   double weight_decay = 0.01;
   int batch_size = 64;          // photos per step
   bool augment = true;          // random horizontal flips (labels stay true), fresh each epoch
+  // Random framings as other sources shoot (train/reframe.h random_reframe: canvas aspect and scale,
+  // background tone, blur, JPEG quality), fresh each epoch, before the flip.
+  bool reframe = false;
   uint64_t seed = 0;
   bool progress = true;
 };
@@ -41,8 +44,10 @@ struct PretrainEpoch {
 };
 
 // Trains m's vision tower, Q-Former and query tokens in place (their requires_grad flags are put back
-// as they were). `images` holds every training pair's photo by path; validation photos are loaded
-// here (errors name the file). on_epoch is called after each epoch.
+// as they were). `train` may hold attributes the language model never trains on (the trainer's
+// --pretrain-data: more products, more of their fields): one head each. `images` holds every training
+// pair's photo by path; validation photos are loaded here (errors name the file). on_epoch is called
+// after each epoch.
 std::vector<PretrainEpoch> pretrain_image_side(Blip2ForConditionalGeneration& m, const ImageProcessorConfig& image_cfg,
                                                const std::vector<VqaPair>& train, const std::vector<VqaPair>& val,
                                                const std::map<std::string, std::shared_ptr<const ImageRGB>>& images,

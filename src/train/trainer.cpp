@@ -15,6 +15,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 
 #include "catalog/dataset.h"
 #include "catalog/images.h"
@@ -33,6 +34,7 @@
 #include "train/trainable.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/parallel.h"
 #include "util/progress.h"
 #include "util/signals.h"
 
@@ -75,6 +77,9 @@ TrainChoices check_options(const TrainOptions& o) {
   if (o.full && o.quantize != "auto" && o.quantize != "none")
     throw Error("--quantize " + o.quantize + " needs LoRA: quantized weights are frozen (leave out --full)");
   if (o.pretrain.epochs > 0 && o.pretrain.batch_size < 1) throw Error("--pretrain-batch-size must be >= 1");
+  if (o.pretrain.epochs == 0 && (!o.pretrain_data.empty() || o.pretrain.reframe))
+    throw Error(std::string(o.pretrain_data.empty() ? "--pretrain-reframe" : "--pretrain-data") +
+                " needs --pretrain-epochs (it shapes the image-side pre-training)");
   const std::map<std::string, ModelPart> parts = {{"vision", ModelPart::kVision}, {"qformer", ModelPart::kQFormer},
                                                   {"projection", ModelPart::kProjection}, {"language", ModelPart::kLanguage}};
   for (const auto& f : o.freeze) {
@@ -87,10 +92,52 @@ TrainChoices check_options(const TrainOptions& o) {
 
 // The training pairs of the chosen attributes, every photo decoded once. Errors name the file.
 struct TrainData {
-  std::string train_path, text;  // text: train.jsonl as read (its hash guards --resume)
+  std::string train_path, text;  // text: train.jsonl (and the other pair files) as read (its hash guards --resume)
   std::vector<VqaPair> pairs, val;
   std::map<std::string, std::shared_ptr<const ImageRGB>> images;  // path -> photo
+  // --pretrain-data: its pairs less the validation split's products, and the photos pairs lacks.
+  std::vector<VqaPair> pretrain_pairs;
+  std::map<std::string, std::shared_ptr<const ImageRGB>> pretrain_images;
+  int64_t pretrain_val_left_out = 0;  // products of --data's validation split found there
 };
+
+// --pretrain-data's pairs (train.jsonl, then val.jsonl when there), less every product or photo of the
+// validation split, their photos decoded by a few threads. Errors name the file and product.
+void load_pretrain_data(const TrainOptions& o, const std::vector<VqaPair>& val, TrainData& d) {
+  std::set<std::string> val_ids, val_images, left_out;
+  for (const auto& p : val) {
+    val_ids.insert(p.id);
+    val_images.insert(p.image);
+  }
+  const std::string train_path = join_path(o.pretrain_data, "train.jsonl");
+  if (!file_exists(train_path)) throw Error("--pretrain-data: " + train_path + " not found (a `tailor prepare` directory)");
+  std::vector<std::string> paths;  // the photos to decode, one entry each
+  for (const std::string& file : {train_path, join_path(o.pretrain_data, "val.jsonl")}) {
+    if (!file_exists(file)) continue;
+    d.text += read_file(file);
+    for (auto& p : read_pairs(file)) {
+      if (val_ids.count(p.id) || val_images.count(p.image)) {
+        left_out.insert(p.id);
+        continue;
+      }
+      if (!d.images.count(p.image) && !d.pretrain_images.count(p.image)) {
+        d.pretrain_images[p.image] = nullptr;
+        paths.push_back(p.image);
+      }
+      d.pretrain_pairs.push_back(std::move(p));
+    }
+  }
+  d.pretrain_val_left_out = static_cast<int64_t>(left_out.size());
+  std::vector<std::shared_ptr<const ImageRGB>> decoded(paths.size());
+  parallel_for(static_cast<int64_t>(paths.size()), worker_count(0), [&](int64_t i) {
+    try {
+      decoded[i] = std::make_shared<const ImageRGB>(load_image(paths[i]));
+    } catch (const Error& e) {
+      throw Error("--pretrain-data " + o.pretrain_data + ": " + e.what() + " (the catalog changed after `tailor prepare`? run it again)");
+    }
+  });
+  for (size_t i = 0; i < paths.size(); ++i) d.pretrain_images[paths[i]] = decoded[i];
+}
 
 TrainData load_train_data(const TrainOptions& o) {
   TrainData d;
@@ -105,6 +152,7 @@ TrainData load_train_data(const TrainOptions& o) {
   }
   if (d.pairs.empty()) throw Error("no training pairs in " + d.train_path + " (the file is empty)");
   d.val = file_exists(val_path) ? read_pairs(val_path) : std::vector<VqaPair>{};
+  const std::vector<VqaPair> every_val = o.pretrain_data.empty() ? std::vector<VqaPair>{} : d.val;  // whatever --attributes
   if (!o.attributes.empty()) {
     std::map<std::string, int64_t> seen;
     for (const auto& p : d.pairs) seen[p.attribute]++;
@@ -132,6 +180,7 @@ TrainData load_train_data(const TrainOptions& o) {
                   " (the catalog changed after `tailor prepare`? run it again)");
     }
   }
+  if (!o.pretrain_data.empty()) load_pretrain_data(o, every_val, d);
   return d;
 }
 
@@ -251,7 +300,16 @@ void run_pretraining(TrainRun& r) {
   PretrainOptions po = o.pretrain;
   po.seed = o.seed;
   po.progress = o.progress && !o.log_lines && main;
-  pretrain_image_side(r.b.model, r.b.image_cfg, r.data.pairs, r.data.val, r.data.images, po, r.dev, [&](const PretrainEpoch& e) {
+  // --pretrain-data: its pairs after --data's own, its photos beside them.
+  std::vector<VqaPair> pairs = r.data.pairs;
+  pairs.insert(pairs.end(), r.data.pretrain_pairs.begin(), r.data.pretrain_pairs.end());
+  std::map<std::string, std::shared_ptr<const ImageRGB>> images = r.data.images;
+  images.insert(r.data.pretrain_images.begin(), r.data.pretrain_images.end());
+  if (main && !o.pretrain_data.empty())
+    std::printf("image-side pre-training: %zu photos, %zu of them from --pretrain-data (%zu pairs; %lld products of the validation split left out)\n",
+                images.size(), r.data.pretrain_images.size(), r.data.pretrain_pairs.size(), (long long)r.data.pretrain_val_left_out);
+  std::fflush(stdout);
+  pretrain_image_side(r.b.model, r.b.image_cfg, pairs, r.data.val, images, po, r.dev, [&](const PretrainEpoch& e) {
     if (!main) return;
     json line = {{"stage", "pretrain"}, {"epoch", e.epoch}, {"loss", e.loss}};
     for (const auto& [a, acc] : e.val_accuracy) line["val_accuracy"][a] = acc;

@@ -33,6 +33,10 @@ struct TrainOptions {
   // From-scratch training (--full): first pretrain.epochs epochs of image-side pre-training with
   // attribute heads (train/pretrain.h), then the language-model training. seed/progress come from here.
   PretrainOptions pretrain;
+  // More labelled photos for the image-side pre-training alone: a `tailor prepare` directory (its
+  // train.jsonl and val.jsonl), e.g. every product of the catalog with every field it has. Products
+  // and photos of --data's validation split are left out, so pre-training never sees them.
+  std::string pretrain_data;
   int batch_size = 16;
   int grad_accum = 1;
   int epochs = 10;

@@ -34,7 +34,7 @@ struct Truth {
 
 // What each JSON file says: id, article type, and the non-NA values of the eight attributes.
 struct JsonProduct {
-  std::string id, type;
+  std::string id, type, brand;
   std::vector<std::pair<std::string, std::string>> values;
 };
 
@@ -47,6 +47,7 @@ const std::vector<JsonProduct>& json_products(const std::string& catalog) {
     JsonProduct p;
     p.id = d["id"].is_number() ? std::to_string(d["id"].get<int64_t>()) : d["id"].get<std::string>();
     p.type = d["articleType"]["typeName"].get<std::string>();
+    if (d.contains("brandName") && d["brandName"].is_string()) p.brand = d["brandName"].get<std::string>();
     for (const auto& a : default_attributes()) {
       std::string v;
       if (a.name == "baseColour") {
@@ -231,6 +232,95 @@ TEST(Prepare, SplitIsDeterministicPerSeed) {
   EXPECT_EQ(ta.size(), 90u);
   for (const auto& id : va) EXPECT_EQ(ta.count(id), 0u) << id;
   EXPECT_NE(va, vc);
+}
+
+// --split-by brand on the real catalog: every brand (read here from the JSON files) lies wholly on
+// one side, every product with a value is on exactly one, and val holds about a fifth of them.
+TEST(Prepare, SplitByBrandKeepsEveryBrandOnOneSide) {
+  std::string catalog = test::fashion_catalog();
+  std::string out = test::temp_dir("prepare_brand");
+  PrepareOptions o = options(catalog, out);
+  o.split_by = "brand";
+  PrepareSummary s = prepare_catalog(o);
+  std::map<std::string, std::string> brand_of;
+  std::map<std::string, int64_t> brand_size;
+  Truth truth = truth_from_json(catalog, {"Shirts", "Tshirts"});
+  int64_t without_brand = 0;
+  for (const auto& p : json_products(catalog)) {
+    if (!truth.ids_with_values.count(p.id)) continue;
+    brand_of[p.id] = p.brand;
+    if (p.brand.empty()) ++without_brand;
+    else brand_size[p.brand]++;
+  }
+  std::set<std::string> tr = ids_of(read_pairs(join_path(out, "train.jsonl")));
+  std::set<std::string> va = ids_of(read_pairs(join_path(out, "val.jsonl")));
+  std::set<std::string> train_brands, val_brands;
+  for (const auto& id : tr) train_brands.insert(brand_of.at(id));
+  for (const auto& id : va) val_brands.insert(brand_of.at(id));
+  for (const auto& b : val_brands)
+    if (!b.empty()) EXPECT_EQ(train_brands.count(b), 0u) << "brand " << b << " is in both splits";
+  std::set<std::string> all = tr;
+  all.insert(va.begin(), va.end());
+  EXPECT_EQ(all, truth.ids_with_values);
+  EXPECT_EQ(tr.size() + va.size(), all.size());
+  // Whole brands move, so val is within the largest brand of a fifth.
+  int64_t largest = 0;
+  for (const auto& kv : brand_size) largest = std::max(largest, kv.second);
+  EXPECT_LE(std::llabs(static_cast<int64_t>(va.size()) - std::llround(0.2 * all.size())), largest);
+  EXPECT_GT(val_brands.size(), 3u);
+  EXPECT_EQ(s.groups_train + s.groups_val, static_cast<int64_t>(brand_size.size()));
+  EXPECT_EQ(s.groups_val, static_cast<int64_t>(val_brands.size() - val_brands.count("")));
+  EXPECT_EQ(s.products_without_group, without_brand);
+  json m = json::parse(read_file(join_path(out, "manifest.json")));
+  EXPECT_EQ(m["options"]["split_by"], "brand");
+  EXPECT_EQ(m["counts"]["groups"]["val"].get<int64_t>(), s.groups_val);
+  EXPECT_NE(format_prepare_summary(s).find("split by group"), std::string::npos);
+}
+
+// A table's column as the group: products without a value are split one by one; a column the header
+// lacks, and the vqa format (no fields), are errors that name them.
+TEST(Prepare, SplitByATableColumn) {
+  std::vector<std::string> ids = first_tops(40);
+  std::string catalog = copy_products("split_table", ids);
+  std::string csv = "id,image,articleType,baseColour,shop\n";
+  const char* shops[] = {"north", "south", "east", "west", ""};
+  for (size_t i = 0; i < ids.size(); ++i)
+    csv += ids[i] + ",images/" + ids[i] + ".jpg,Tshirts,Blue," + shops[i % 5] + "\n";
+  const std::string table = join_path(catalog, "products.csv");
+  write_file_atomic(table, csv);
+  PrepareOptions o = options(table, test::temp_dir("split_table_out"));
+  o.split_by = "shop";
+  o.val_fraction = 0.3;
+  PrepareSummary s = prepare_catalog(o);
+  EXPECT_EQ(s.products_train + s.products_val, 40);
+  EXPECT_EQ(s.products_without_group, 8);
+  EXPECT_EQ(s.groups_train + s.groups_val, 4);
+  std::map<std::string, std::string> shop_of;
+  for (size_t i = 0; i < ids.size(); ++i) shop_of[ids[i]] = shops[i % 5];
+  std::set<std::string> train_shops;
+  for (const auto& id : ids_of(read_pairs(join_path(o.out_dir, "train.jsonl")))) train_shops.insert(shop_of[id]);
+  for (const auto& id : ids_of(read_pairs(join_path(o.out_dir, "val.jsonl"))))
+    if (!shop_of[id].empty()) EXPECT_EQ(train_shops.count(shop_of[id]), 0u) << shop_of[id];
+  EXPECT_GT(s.products_val, 0);
+  EXPECT_LE(std::llabs(s.products_val - 12), 8);  // 30 % of 40, within one shop's 8
+
+  o.split_by = "store";
+  try {
+    prepare_catalog(o);
+    ADD_FAILURE() << "a missing --split-by column was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("products.csv:1: the header has no column \"store\" (--split-by)"), std::string::npos) << e.what();
+  }
+  o.catalog_dir = join_path(o.out_dir, "vqa_train.csv");
+  o.catalog_format = "vqa";
+  o.out_dir = test::temp_dir("split_vqa_out");
+  o.split_by = "shop";
+  try {
+    prepare_catalog(o);
+    ADD_FAILURE() << "--split-by was accepted for the vqa format";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--split-by shop: the vqa format"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Prepare, EveryBadInputIsSkippedCountedAndListed) {

@@ -263,3 +263,48 @@ TEST(EvalCalibration, EceCoverageThresholdAndTemperatureByHand) {
   calibrate_attribute(b, few, 0.98);
   EXPECT_EQ(b.temperature, 1.0);
 }
+
+namespace {
+
+// Answers by the photo's shape: square photos have long sleeves, others short; records each photo.
+class ShapeAnswerer : public Answerer {
+ public:
+  std::map<std::string, std::vector<uint8_t>> photo_of;  // product id (from the prompt) -> pixels seen
+  std::map<std::string, std::string> id_of_prompt;
+  TaskInfo info;
+  std::vector<Answer> answer(const std::vector<AnswerRequest>& reqs, const GenerationOptions&) override {
+    std::vector<Answer> out;
+    for (const auto& r : reqs) {
+      photo_of[id_of_prompt.at(r.prompt)] = r.image->pixels;
+      out.push_back({r.image->width == r.image->height ? "Sleeve Length: Long Sleeves" : "Sleeve Length: Short Sleeves"});
+    }
+    return out;
+  }
+  const TaskInfo& task() const override { return info; }
+  std::string name() const override { return "shape"; }
+};
+
+}  // namespace
+
+// --shift: every photo is rendered as train/reframe.h frames it for its product before the model sees
+// it; the accuracy of the same pairs then follows what the model sees (here: the photo's shape).
+TEST(Eval, ShiftedPhotosAreRenderedPerProductBeforeAnswering) {
+  std::string dir = test::temp_dir("eval_shift");
+  std::vector<VqaPair> pairs;
+  ShapeAnswerer model;
+  for (int i = 0; i < 6; ++i) {
+    std::string photo = write_photo(dir, i);
+    pairs.push_back(make_pair(photo, i, "Sleeve Length", i < 4 ? "Long Sleeves" : "Short Sleeves"));
+    model.id_of_prompt[pairs.back().prompt] = pairs.back().id;
+  }
+  EvalReport as_is = evaluate(model, pairs, {}, 4, {}, false);
+  EXPECT_EQ(as_is.correct, 4);  // square photos: every answer "Long Sleeves"
+  for (const auto& p : pairs) EXPECT_EQ(model.photo_of.at(p.id), load_image(p.image).pixels) << p.id;
+  EvalReport shifted = evaluate(model, pairs, {}, 4, {}, false, AnswerMode::Free, 0.98, PhotoShift::OtherSource);
+  EXPECT_EQ(shifted.correct, 2);  // 225x300 photos: every answer "Short Sleeves"
+  for (const auto& p : pairs)
+    EXPECT_EQ(model.photo_of.at(p.id), shift_photo(load_image(p.image), PhotoShift::OtherSource, p.id).pixels) << p.id;
+  std::string table = shift_table(as_is, shifted, PhotoShift::OtherSource);
+  EXPECT_NE(table.find("other-source"), std::string::npos) << table;
+  EXPECT_NE(table.find("Sleeve Length          6     0.667     0.333    -0.333"), std::string::npos) << table;
+}

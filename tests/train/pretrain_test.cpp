@@ -13,6 +13,8 @@
 #include "catalog/synth.h"
 #include "model/model_dir.h"
 #include "model/presets.h"
+#include "model/safetensors.h"
+#include "model/weights.h"
 #include "test_util.h"
 #include "train/pretrain.h"
 #include "train/trainer.h"
@@ -174,4 +176,67 @@ TEST(Pretrain, BadCombinationsAreClearErrors) {
   again.resume = true;
   e = test::train_error(again);
   EXPECT_NE(e.find("is missing"), std::string::npos) << e;
+}
+
+// --pretrain-data: more photos and fields for the pre-training alone. The validation split's products
+// are left out before any photo is read (their photos here do not exist: reading one would fail), the
+// others are read (one that does not exist is an error naming --pretrain-data), and they change what
+// the image side learns. --pretrain-reframe draws framings (another result again), and both need
+// --pretrain-epochs.
+TEST(Pretrain, ExtraDataLeavesTheValidationSplitOutAndShapesTheImageSide) {
+  Progress::quiet = true;
+  const std::string data = test::tiny_setup().data;
+  std::vector<VqaPair> train = read_pairs(data + "/train.jsonl"), val = read_pairs(data + "/val.jsonl");
+  ASSERT_FALSE(val.empty());
+  // An extra field of every product (a made-up "Shop"), and the validation products' photos missing.
+  auto write_extra = [&](const std::string& dir, const std::string& broken_id) {
+    make_dirs(dir);
+    std::string text;
+    for (const auto* split : {&train, &val})
+      for (VqaPair p : *split) {
+        if (p.attribute != "baseColour") continue;
+        p.attribute = "Shop";
+        p.value = p.id.back() % 2 ? "north" : "south";
+        p.answer = answer_text(p.attribute, p.value);
+        if (split == &val || p.id == broken_id) p.image = dir + "/missing-" + p.id + ".jpg";
+        text += pair_to_json_line(p) + "\n";
+      }
+    write_file_atomic(dir + "/train.jsonl", text);
+    return dir;
+  };
+  // The pre-trained image side's weights (the file's metadata holds the options, which differ anyway).
+  auto image_side = [](const std::string& out) {
+    Checkpoint ck = Checkpoint::open(out + "/pretrain/image_side.safetensors");
+    std::vector<torch::Tensor> flat;
+    for (const auto& name : ck.names()) flat.push_back(tensor_from_view(ck.get(name)).flatten().to(torch::kFloat));
+    return torch::cat(flat);
+  };
+  auto same = [](const torch::Tensor& a, const torch::Tensor& b) { return a.sizes() == b.sizes() && torch::equal(a, b); };
+  const std::string plain = test::temp_dir("pretrain_plain");
+  train_model(pretrain_run(plain));
+
+  TrainOptions extra = pretrain_run(test::temp_dir("pretrain_extra"));
+  extra.pretrain_data = write_extra(test::temp_dir("pretrain_extra_data"), "");
+  TrainResult r = train_model(extra);
+  EXPECT_EQ(r.steps, 5);
+  EXPECT_FALSE(same(image_side(extra.out_dir), image_side(plain))) << "--pretrain-data changed nothing";
+
+  TrainOptions broken = pretrain_run(test::temp_dir("pretrain_broken"));
+  broken.pretrain_data = write_extra(test::temp_dir("pretrain_broken_data"), train.front().id);
+  std::string e = test::train_error(broken);
+  EXPECT_NE(e.find("--pretrain-data " + broken.pretrain_data), std::string::npos) << e;
+  EXPECT_NE(e.find("missing-" + train.front().id + ".jpg"), std::string::npos) << e;
+
+  TrainOptions reframe = pretrain_run(test::temp_dir("pretrain_reframe"));
+  reframe.pretrain.reframe = true;
+  train_model(reframe);
+  EXPECT_FALSE(same(image_side(reframe.out_dir), image_side(plain))) << "--pretrain-reframe changed nothing";
+
+  TrainOptions no_epochs = pretrain_run(test::temp_dir("pretrain_data_no_epochs"));
+  no_epochs.pretrain.epochs = 0;
+  no_epochs.pretrain_data = extra.pretrain_data;
+  EXPECT_NE(test::train_error(no_epochs).find("--pretrain-data needs --pretrain-epochs"), std::string::npos);
+  no_epochs.pretrain_data.clear();
+  no_epochs.pretrain.reframe = true;
+  EXPECT_NE(test::train_error(no_epochs).find("--pretrain-reframe needs --pretrain-epochs"), std::string::npos);
 }

@@ -5,17 +5,19 @@
 # and graphed, the kernel profile and HF, without the parity step; final: the side-by-side table in
 # one call); STAGE=real trains from scratch on the
 # real catalog (tools/gpu/real_train.sh), STAGE=serve runs bench/serve_bench.sh on the xl shape,
-# STAGE=train_check|train_scale (issue 15) and quant_xl|quant_xxl (issue 19): docs/gpu.md. Results: $OUT/*.jsonl, $OUT/parity.json.
+# STAGE=train_check|train_scale (issue 15), quant_xl|quant_xxl (issue 19) and shift (issue 21): docs/gpu.md. Results: $OUT/*.jsonl, $OUT/parity.json.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 STAGE=${STAGE:-all}
 export PYTHONUNBUFFERED=1
 echo "[$(date +%T)] build" >&2
+[ "$STAGE" = shift ] && export TAILOR_GPU_TOOLS=0  # the tailor program alone
 bash tools/gpu/build.sh || { echo "run.sh: the build with c10d (NCCL) failed; building without it"; TAILOR_WITH_C10D=OFF bash tools/gpu/build.sh; } || exit 1
 export LD_LIBRARY_PATH=/tmp/tailor-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 BENCH=/tmp/tailor-build/tailor_gpu_bench
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw --format=csv
 if [ "$STAGE" = real ]; then exec bash tools/gpu/real_train.sh; fi
+if [ "$STAGE" = shift ]; then exec bash tools/gpu/shift_train.sh; fi  # issue 21: RUNS="recipe:split ..."
 if [ "$STAGE" = train_check ] || [ "$STAGE" = train_scale ]; then
   # Issue 15: `tailor train` itself on 1 and 2 GPUs (NCCL, NVLink multicast off). train_check: the
   # captured step (CUDA graphs, all-reduce inside on 2 GPUs) against the eager one on the tiny model
