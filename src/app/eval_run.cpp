@@ -10,6 +10,7 @@
 #include "train/eval.h"
 #include "util/error.h"
 #include "util/fs.h"
+#include "util/text.h"
 #include "util/torch_threads.h"
 
 namespace tailor {
@@ -25,6 +26,9 @@ void run_evaluation(const EvalRunOptions& o, const DistributedOptions& dist) {
   WorldInfo world = world_of(dist);
   if (launched_local_ranks(dist, world)) return;
   init_torch_threads();
+  std::vector<PhotoShift> shifts;  // checked before anything loads
+  for (const auto& name : split_comma_list(o.shift))
+    if (parse_photo_shift(name) != PhotoShift::None) shifts.push_back(parse_photo_shift(name));
   std::string path = join_path(o.data_dir, o.split + ".jsonl");
   if (!file_exists(path)) throw Error(path + " not found: run `tailor prepare` first");
   std::vector<VqaPair> pairs = read_pairs(path);
@@ -37,7 +41,6 @@ void run_evaluation(const EvalRunOptions& o, const DistributedOptions& dist) {
   auto model = load_answerer(o.model_dir, lo);
   std::unique_ptr<Distributed> group;
   if (world.distributed()) group = std::make_unique<Distributed>(world, torch::Device(lo.device));
-  const PhotoShift shift = parse_photo_shift(o.shift);
   // Each rank answers its part; rank 0 reports.
   auto run = [&](AnswerMode mode, PhotoShift photos) {
     if (group) return evaluate_distributed(*group, *model, pairs, ref, o.batch_size, o.generation, mode, o.target_precision, photos);
@@ -46,10 +49,11 @@ void run_evaluation(const EvalRunOptions& o, const DistributedOptions& dist) {
   std::vector<AnswerMode> modes;
   if (o.answer != "choice") modes.push_back(AnswerMode::Free);
   if (o.answer != "free") modes.push_back(AnswerMode::Choice);
-  std::vector<EvalReport> reports, shifted;
-  for (AnswerMode m : modes) {
-    reports.push_back(run(m, PhotoShift::None));
-    if (shift != PhotoShift::None) shifted.push_back(run(m, shift));
+  std::vector<EvalReport> reports;
+  std::vector<std::vector<EvalReport>> shifted(modes.size());  // [mode][shift]
+  for (size_t i = 0; i < modes.size(); ++i) {
+    reports.push_back(run(modes[i], PhotoShift::None));
+    for (PhotoShift s : shifts) shifted[i].push_back(run(modes[i], s));
   }
   if (group && !world.is_main()) return;
   std::string report = o.report.empty() ? join_path(o.data_dir, "eval_" + o.split + ".json") : o.report;
@@ -61,11 +65,12 @@ void run_evaluation(const EvalRunOptions& o, const DistributedOptions& dist) {
     std::string path = modes[i] == AnswerMode::Free && modes.size() == 2 ? with_suffix(report, "_free") : report;
     write_file_atomic(path, eval_report_json(reports[i]));
     std::printf("report: %s\n", path.c_str());
-    if (shift == PhotoShift::None) continue;
-    const std::string shifted_path = with_suffix(path, std::string("_") + photo_shift_name(shift));
-    write_file_atomic(shifted_path, eval_report_json(shifted[i]));
-    std::printf("\n== %s answers, photos framed as %s ==\n%s\nreport: %s\n", answer_mode_name(modes[i]), photo_shift_name(shift),
-                shift_table(reports[i], shifted[i], shift).c_str(), shifted_path.c_str());
+    for (size_t k = 0; k < shifts.size(); ++k) {
+      const std::string shifted_path = with_suffix(path, std::string("_") + photo_shift_name(shifts[k]));
+      write_file_atomic(shifted_path, eval_report_json(shifted[i][k]));
+      std::printf("\n== %s answers, photos framed as %s ==\n%s\nreport: %s\n", answer_mode_name(modes[i]),
+                  photo_shift_name(shifts[k]), shift_table(reports[i], shifted[i][k], shifts[k]).c_str(), shifted_path.c_str());
+    }
   }
   if (modes.size() == 2) std::printf("\n%s", compare_table(reports[0], reports[1]).c_str());
   if (o.calibrate) {

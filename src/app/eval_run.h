@@ -18,8 +18,9 @@ struct EvalRunOptions {
   std::string answer = "choice";   // choice, free, or both (the free report beside `report`, suffixed _free)
   double target_precision = 0.98;  // for each attribute's suggested confidence threshold
   bool calibrate = false;          // store the fitted temperatures and thresholds in the model's tailor_task.json
-  // Also answer every pair with its photo framed as another source would (train/reframe.h): the
-  // shifted report beside `report`, suffixed _<shift>, and a table of the two. "none": as-is only.
+  // Also answer every pair with its photo framed as another source would (train/reframe.h), once per
+  // framing of this comma list: each shifted report beside `report`, suffixed _<framing>, and a table
+  // of it against the photos as-is. "none": as-is only.
   std::string shift = "none";
 };
 

@@ -21,10 +21,10 @@ void add_eval(CLI::App& app) {
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   cmd->add_option("--shift", o->shift,
-                  "Also answer with every photo framed as another source would (deterministic per product): other-source "
-                  "(all of: portrait 225x300 canvas, smaller product, another background tone, JPEG 40-75), portrait, zoom, "
-                  "background, jpeg; the report beside --report, suffixed _<shift>")
-      ->check(CLI::IsMember({"none", "other-source", "portrait", "zoom", "background", "jpeg"}))
+                  "Also answer with every photo framed as another source would (deterministic per product), once per "
+                  "framing of a comma list: portrait (a 225x300 canvas the photo fills the width of), other-source (a "
+                  "harder mix: portrait canvas, product at 70-95 %, another background tone, JPEG 40-75), zoom, "
+                  "background, jpeg; each report beside --report, suffixed _<framing>")
       ->capture_default_str();
   cmd->add_flag("--calibrate", o->calibrate, "Store each attribute's fitted temperature and the threshold at it in the model's tailor_task.json (use the validation split)");
   cmd->add_option("--device", o->device)->capture_default_str();

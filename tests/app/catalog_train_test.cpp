@@ -89,13 +89,23 @@ TEST(CatalogTrain, CustomTaskWithAliasesTrainsAndEvaluates) {
   EXPECT_EQ(task.attributes[0].article_types, (std::vector<std::string>{"Shirts", "Tshirts"}));
   EXPECT_FALSE(task.values["Sleeve Type"].empty());
 
+  // Evaluated as-is and with the photos framed two other ways: a report per framing, same pairs.
   auto evaluated = test::run_cmd(test::tailor_bin() + " eval --model " + dir + "/trained/model --data " + dir +
-                                 "/data --report " + dir + "/eval.json");
+                                 "/data --report " + dir + "/eval.json --shift portrait,other-source");
   ASSERT_EQ(evaluated.status, 0) << evaluated.output;
   json report = json::parse(read_file(dir + "/eval.json"));
   ASSERT_EQ(report["attributes"].size(), 1u);
   EXPECT_EQ(report["attributes"][0]["attribute"], "Sleeve Type");
   EXPECT_GT(report["attributes"][0]["pairs"].get<int64_t>(), 0);
+  for (const char* framing : {"portrait", "other-source"}) {
+    json shifted = json::parse(read_file(dir + "/eval_" + framing + ".json"));
+    EXPECT_EQ(shifted["attributes"][0]["pairs"], report["attributes"][0]["pairs"]) << framing;
+    EXPECT_NE(evaluated.output.find(std::string("photos framed as ") + framing), std::string::npos) << evaluated.output;
+  }
+  auto bad_shift = test::run_cmd(test::tailor_bin() + " eval --model " + dir + "/trained/model --data " + dir +
+                                 "/data --shift portrait,sideways");
+  EXPECT_NE(bad_shift.status, 0);
+  EXPECT_NE(bad_shift.output.find("--shift: unknown framing \"sideways\""), std::string::npos) << bad_shift.output;
 
   // A bad task file stops prepare with its file, line and field named.
   write_file_atomic(dir + "/bad_task.json", std::string("{\"attributes\": [\n  {\"name\": \"Sleeve Type\",\n   \"question\": \"\"}]}"));

@@ -52,15 +52,13 @@ run_one() {
   $T train --model $dir/model0 --data $PREP-$split --out $dir/run --device $DEVICE --full $train \
     --pretrain-batch-size $BS --freeze vision,qformer --lr 1e-3 --batch-size $BS --log-lines > $dir/train.txt 2>&1 || { tail -5 $dir/train.txt; return 1; }
   local took=$(( $(date +%s) - start ))
-  $T eval --model $dir/run/model --data $PREP-$split --device $DEVICE --batch-size 64 --shift other-source \
+  $T eval --model $dir/run/model --data $PREP-$split --device $DEVICE --batch-size 64 --shift portrait,other-source \
     --report $OUT/${recipe}_${split}.json > $dir/eval.txt 2>&1 || { tail -5 $dir/eval.txt; return 1; }
   cp $dir/run/train_log.jsonl $OUT/${recipe}_${split}_train_log.jsonl
   # DIAG="recipe:split ...": each part of the other-source framing alone, to see which costs what.
   if [[ " ${DIAG:-} " == *" $recipe:$split "* ]]; then
-    for part in portrait zoom background jpeg; do
-      $T eval --model $dir/run/model --data $PREP-$split --device $DEVICE --batch-size 64 --shift $part \
-        --report $OUT/${recipe}_${split}_diag.json > $dir/eval_$part.txt 2>&1 || tail -3 $dir/eval_$part.txt
-    done
+    $T eval --model $dir/run/model --data $PREP-$split --device $DEVICE --batch-size 64 --shift zoom,background,jpeg \
+      --report $OUT/${recipe}_${split}_diag.json > $dir/eval_diag.txt 2>&1 || tail -3 $dir/eval_diag.txt
   fi
   echo "$recipe:$split train ${took} s (tailor init $init --init fan-in; tailor train --full $train --pretrain-batch-size $BS --freeze vision,qformer --lr 1e-3 --batch-size $BS)" | tee $OUT/${recipe}_${split}.time
 }
@@ -76,7 +74,7 @@ python3 - "$OUT" $RUNS <<'PY'
 import json, os, sys
 out, runs = sys.argv[1], sys.argv[2:]
 attrs = ["Sleeve Length", "Pattern", "Neck", "baseColour", "Fabric", "Fit", "Collar"]
-print("run".ljust(18) + "".join(a[:13].rjust(14) for a in attrs) + "   all (as-is / other-source / majority)")
+print("run".ljust(18) + "".join(a[:13].rjust(14) for a in attrs) + "   all (as-is / other-source; then portrait, majority)")
 for r in runs:
     recipe, split = r.split(":")
     base = os.path.join(out, f"{recipe}_{split}")
@@ -88,8 +86,13 @@ for r in runs:
     ra, rs = acc(a), acc(s)
     cells = "".join((f"{ra[x]['accuracy']:.3f}/{rs[x]['accuracy']:.3f}" if x in ra else "-").rjust(14) for x in attrs)
     print(r.ljust(18) + cells + f"   {a['accuracy']:.3f} / {s['accuracy']:.3f}")
+    try:
+        p = acc(json.load(open(base + "_portrait.json")))
+        print("  portrait".ljust(18) + "".join((f"{p[x]['accuracy']:.3f}" if x in p else "-").rjust(14) for x in attrs))
+    except OSError:
+        pass
     print("  majority".ljust(18) + "".join((f"{ra[x]['majority_accuracy']:.3f}" if x in ra else "-").rjust(14) for x in attrs))
-    for part in ("portrait", "zoom", "background", "jpeg"):
+    for part in ("zoom", "background", "jpeg"):
         try:
             d = acc(json.load(open(base + f"_diag_{part}.json")))
         except OSError:
