@@ -183,30 +183,28 @@ static ojson manifest_json(const PrepareOptions& opt, const std::string& catalog
 // closer to round(f * n) — so no group has products on both sides.
 static std::vector<bool> val_products(const std::vector<ProductPairs>& products, const PrepareOptions& opt,
                                       PrepareSummary& sum) {
-  std::map<std::string, std::vector<size_t>> groups;
+  // (own, key): own = a product on its own (by product, or without a value), keyed by its id.
+  std::map<std::pair<bool, std::string>, std::vector<size_t>> groups;
   for (size_t i = 0; i < products.size(); ++i) {
     const bool own = opt.split_by.empty() || products[i].group.empty();
     if (!opt.split_by.empty() && own) ++sum.products_without_group;
-    groups[own ? "\x01id " + products[i].id : products[i].group].push_back(i);
+    groups[{own, own ? products[i].id : products[i].group}].push_back(i);
   }
-  std::vector<std::pair<uint64_t, std::string>> order;
-  for (const auto& g : groups) {
-    const std::string& key = g.first[0] == '\x01' ? products[g.second.front()].id : g.first;
-    order.push_back({splitmix64_mix(opt.seed ^ fnv1a64(key)), g.first});
-  }
+  std::vector<std::pair<uint64_t, std::pair<bool, std::string>>> order;
+  for (const auto& g : groups) order.push_back({splitmix64_mix(opt.seed ^ fnv1a64(g.first.second)), g.first});
   std::sort(order.begin(), order.end());
   const int64_t n_val = std::llround(opt.val_fraction * static_cast<double>(products.size()));
   std::vector<bool> is_val(products.size(), false);
   int64_t val = 0;
-  for (const auto& [hash, name] : order) {
-    const auto& members = groups.at(name);
+  for (const auto& [hash, key] : order) {
+    const auto& members = groups.at(key);
     const int64_t size = static_cast<int64_t>(members.size());
     const bool to_val = std::llabs(val + size - n_val) < std::llabs(val - n_val);
     if (to_val) {
       val += size;
       for (size_t i : members) is_val[i] = true;
     }
-    if (!opt.split_by.empty() && name[0] != '\x01') (to_val ? sum.groups_val : sum.groups_train)++;
+    if (!key.first) (to_val ? sum.groups_val : sum.groups_train)++;
   }
   return is_val;
 }

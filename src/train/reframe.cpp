@@ -35,18 +35,23 @@ Rgb border_colour(const ImageRGB& img) {
   return Rgb{m[0], m[1], m[2]};
 }
 
+ImageRGB filled_image(int w, int h, Rgb colour) {
+  ImageRGB out;
+  out.width = w;
+  out.height = h;
+  out.pixels.resize(static_cast<size_t>(w) * h * 3);
+  for (size_t i = 0; i < out.pixels.size(); i += 3) {
+    out.pixels[i] = colour.r;
+    out.pixels[i + 1] = colour.g;
+    out.pixels[i + 2] = colour.b;
+  }
+  return out;
+}
+
 ImageRGB place_on_canvas(const ImageRGB& img, int canvas_w, int canvas_h, double scale, double cx, double cy, Rgb bg) {
   if (canvas_w < 1 || canvas_h < 1) throw Error("place_on_canvas: canvas must be at least 1x1");
   if (!(scale > 0)) throw Error("place_on_canvas: scale must be > 0");
-  ImageRGB out;
-  out.width = canvas_w;
-  out.height = canvas_h;
-  out.pixels.resize(static_cast<size_t>(canvas_w) * canvas_h * 3);
-  for (size_t i = 0; i < out.pixels.size(); i += 3) {
-    out.pixels[i] = bg.r;
-    out.pixels[i + 1] = bg.g;
-    out.pixels[i + 2] = bg.b;
-  }
+  ImageRGB out = filled_image(canvas_w, canvas_h, bg);
   int w = std::max(1, static_cast<int>(std::lround(img.width * scale)));
   int h = std::max(1, static_cast<int>(std::lround(img.height * scale)));
   ImageRGB scaled = resize_bicubic(img, w, h);

@@ -21,6 +21,8 @@ struct Rgb {
   uint8_t r = 255, g = 255, b = 255;
 };
 
+// A w x h image of one colour.
+ImageRGB filled_image(int w, int h, Rgb colour);
 // The photo's background colour: the per-channel median of its outermost ring of pixels.
 Rgb border_colour(const ImageRGB& img);
 // The photo scaled by `scale` (antialiased bicubic) onto a canvas_w x canvas_h canvas of colour bg,

@@ -20,19 +20,6 @@ using namespace tailor;
 
 namespace {
 
-ImageRGB filled(int w, int h, Rgb c) {
-  ImageRGB img;
-  img.width = w;
-  img.height = h;
-  img.pixels.resize(static_cast<size_t>(w) * h * 3);
-  for (size_t i = 0; i < img.pixels.size(); i += 3) {
-    img.pixels[i] = c.r;
-    img.pixels[i + 1] = c.g;
-    img.pixels[i + 2] = c.b;
-  }
-  return img;
-}
-
 void set(ImageRGB& img, int x, int y, Rgb c) {
   uint8_t* p = img.at(x, y);
   p[0] = c.r;
@@ -51,7 +38,7 @@ ImageRGB catalog_photo() { return load_image(join_path(join_path(test::fashion_c
 }  // namespace
 
 TEST(Reframe, BorderColourIsTheMedianOfTheOutermostRing) {
-  ImageRGB img = filled(5, 4, {10, 20, 30});
+  ImageRGB img = filled_image(5, 4, {10, 20, 30});
   // 14 border pixels: 8 stay (10,20,30), 6 become (200,0,0): the median is still the majority.
   set(img, 0, 0, {200, 0, 0});
   set(img, 1, 0, {200, 0, 0});
@@ -67,7 +54,7 @@ TEST(Reframe, BorderColourIsTheMedianOfTheOutermostRing) {
 }
 
 TEST(Reframe, PlaceOnCanvasCopiesAtScaleOneAndCutsAtTheEdges) {
-  ImageRGB img = filled(4, 4, {0, 0, 0});
+  ImageRGB img = filled_image(4, 4, {0, 0, 0});
   for (int y = 0; y < 4; ++y)
     for (int x = 0; x < 4; ++x) set(img, x, y, {static_cast<uint8_t>(10 * x), static_cast<uint8_t>(10 * y), 7});
   const Rgb bg{1, 2, 3};
@@ -98,7 +85,7 @@ TEST(Reframe, PlaceOnCanvasCopiesAtScaleOneAndCutsAtTheEdges) {
 
 TEST(Reframe, BackgroundRecolouringLeavesTheProductAndEnclosedPixels) {
   const Rgb white{255, 255, 255}, red{200, 0, 0}, grey{230, 230, 230};
-  ImageRGB img = filled(9, 9, white);
+  ImageRGB img = filled_image(9, 9, white);
   for (int i = 2; i <= 6; ++i) {  // a red square outline; white inside it is enclosed
     set(img, i, 2, red);
     set(img, i, 6, red);
@@ -121,7 +108,7 @@ TEST(Reframe, BackgroundRecolouringLeavesTheProductAndEnclosedPixels) {
 }
 
 TEST(Reframe, BoxBlurAveragesRowsThenColumns) {
-  ImageRGB img = filled(5, 5, {0, 0, 0});
+  ImageRGB img = filled_image(5, 5, {0, 0, 0});
   set(img, 2, 2, {255, 90, 0});
   ImageRGB b = box_blur(img, 1);
   // Rows: 255 / 3 rounds to 85, 90 / 3 = 30; columns: 85 / 3 rounds to 28, 30 / 3 = 10.
