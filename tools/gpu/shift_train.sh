@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 21 on the GPU machine: small models trained from scratch on the real catalog's Shirts and
 # Tshirts, each evaluated on its validation photos as they are and framed as another source would
-# (`tailor eval --shift other-source`), for a split by product and a split by brand. Runs after
+# (`tailor eval --shift portrait,other-source`), for a split by product and a split by brand. Runs after
 # tools/gpu/build.sh; the catalog travels in .gpu/catalog (tools/gpu/fetch_catalog.sh) and is prepared
 # here. RUNS: "recipe:split ..." run side by side on the one GPU (each with a share of the cores), so
 # their times are not the recipe's alone; TIMED=1 runs them one after another.
