@@ -126,6 +126,16 @@ std::vector<std::string> first_tops(size_t n) {
   return ids;
 }
 
+// prepare's error for these options; "" when it ran.
+std::string prepare_error(const PrepareOptions& o) {
+  try {
+    prepare_catalog(o);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 std::set<std::string> ids_of(const std::vector<VqaPair>& v) {
   std::set<std::string> s;
   for (const auto& p : v) s.insert(p.id);
@@ -305,22 +315,14 @@ TEST(Prepare, SplitByATableColumn) {
   EXPECT_LE(std::llabs(s.products_val - 12), 8);  // 30 % of 40, within one shop's 8
 
   o.split_by = "store";
-  try {
-    prepare_catalog(o);
-    ADD_FAILURE() << "a missing --split-by column was accepted";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("products.csv:1: the header has no column \"store\" (--split-by)"), std::string::npos) << e.what();
-  }
+  std::string e = prepare_error(o);
+  EXPECT_NE(e.find("products.csv:1: the header has no column \"store\" (--split-by)"), std::string::npos) << e;
   o.catalog_dir = join_path(o.out_dir, "vqa_train.csv");
   o.catalog_format = "vqa";
   o.out_dir = test::temp_dir("split_vqa_out");
   o.split_by = "shop";
-  try {
-    prepare_catalog(o);
-    ADD_FAILURE() << "--split-by was accepted for the vqa format";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("--split-by shop: the vqa format"), std::string::npos) << e.what();
-  }
+  e = prepare_error(o);
+  EXPECT_NE(e.find("--split-by shop: the vqa format"), std::string::npos) << e;
 }
 
 TEST(Prepare, EveryBadInputIsSkippedCountedAndListed) {
@@ -437,12 +439,8 @@ TEST(Prepare, WholeRunProblemsAreErrors) {
   std::string empty = test::temp_dir("no_catalog");
   EXPECT_THROW(prepare_catalog(options(empty, join_path(empty, "out"))), Error);
   write_file_atomic(join_path(empty, "styles.csv"), std::string("name,colour\nx,y\n"));
-  try {
-    prepare_catalog(options(empty, join_path(empty, "out")));
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("\"id\""), std::string::npos) << e.what();
-  }
+  std::string e = prepare_error(options(empty, join_path(empty, "out")));
+  EXPECT_NE(e.find("\"id\""), std::string::npos) << e;
   PrepareOptions o = options(test::fashion_catalog(), join_path(empty, "out"));
   o.val_fraction = 1.5;
   EXPECT_THROW(prepare_catalog(o), Error);
