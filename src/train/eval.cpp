@@ -30,7 +30,11 @@ EvalReport evaluate(Answerer& model, const std::vector<VqaPair>& pairs, const st
     std::vector<AnswerRequest> reqs;
     for (size_t i = start; i < end; ++i) {
       auto& img = images[pairs[i].image];
-      if (!img) img = std::make_shared<const ImageRGB>(shift_photo(load_image(pairs[i].image), shift, pairs[i].id));
+      if (!img) {
+        ImageRGB photo = load_image(pairs[i].image);
+        if (shift != PhotoShift::None) photo = shift_photo(photo, shift, pairs[i].id);  // no copy as-is
+        img = std::make_shared<const ImageRGB>(std::move(photo));
+      }
       AnswerRequest req = attribute_request(model.task(), AttributeSpec{pairs[i].attribute, pairs[i].question}, img, mode);
       req.prompt = pairs[i].prompt.empty() ? wrap_prompt(pairs[i].question) : pairs[i].prompt;
       reqs.push_back(std::move(req));
