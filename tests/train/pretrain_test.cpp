@@ -236,6 +236,9 @@ TEST(Pretrain, ExtraDataLeavesTheValidationSplitOutAndShapesTheImageSide) {
   no_epochs.pretrain.epochs = 0;
   no_epochs.pretrain_data = extra.pretrain_data;
   EXPECT_NE(test::train_error(no_epochs).find("--pretrain-data needs --pretrain-epochs"), std::string::npos);
+  TrainOptions no_dir = pretrain_run(test::temp_dir("pretrain_data_no_dir"));
+  no_dir.pretrain_data = test::temp_dir("pretrain_data_empty");
+  EXPECT_NE(test::train_error(no_dir).find("--pretrain-data: " + no_dir.pretrain_data + "/train.jsonl not found"), std::string::npos);
   no_epochs.pretrain_data.clear();
   no_epochs.pretrain.reframe = true;
   EXPECT_NE(test::train_error(no_epochs).find("--pretrain-reframe needs --pretrain-epochs"), std::string::npos);
